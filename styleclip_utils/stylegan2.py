@@ -270,24 +270,24 @@ class Generator(nn.Module):
 
     # -- description --------------------------------------------------------------------------------
     def _describe_style_layers(self):
-        layers = [StyleLayer("conv1", self.channels[4], False, 0, 4),
-                  StyleLayer("to_rgb1", self.channels[4], True, 1, 4)]
-        row = 1
-        for k in range(len(self.to_rgbs)):
-            res = 2 ** (k + 3)
-            c = self.channels[res]
-            layers += [StyleLayer(f"convs.{2 * k}", c, False, row, res),
-                       StyleLayer(f"convs.{2 * k + 1}", c, False, row + 1, res),
-                       StyleLayer(f"to_rgbs.{k}", c, True, row + 2, res)]
-            row += 2
-        return layers
+        # A style vector scales the *input* channels of its conv, so its length is the conv's in_channel
+        # (the first conv of a resolution still has the previous, wider resolution's width).
+        names = ["conv1", "to_rgb1"] + [n for k in range(len(self.to_rgbs))
+                                         for n in (f"convs.{2 * k}", f"convs.{2 * k + 1}", f"to_rgbs.{k}")]
+        rows = [0, 1] + [r for k in range(len(self.to_rgbs)) for r in (1 + 2 * k, 2 + 2 * k, 3 + 2 * k)]
+        return [StyleLayer(name, m.conv.in_channel, name.startswith("to_rgb"), row,
+                           4 if k < 2 else 2 ** ((k - 2) // 3 + 3))
+                for k, (name, row, m) in enumerate(zip(names, rows, self._modules_in_order()))]
 
-    def _modulated_layers(self):
-        """(StyleLayer, module) pairs in forward order; the module's `.conv.modulation` makes its style."""
+    def _modules_in_order(self):
         mods = [self.conv1, self.to_rgb1]
         for k in range(len(self.to_rgbs)):
             mods += [self.convs[2 * k], self.convs[2 * k + 1], self.to_rgbs[k]]
-        return list(zip(self.style_layers, mods))
+        return mods
+
+    def _modulated_layers(self):
+        """(StyleLayer, module) pairs in forward order; the module's `.conv.modulation` makes its style."""
+        return list(zip(self.style_layers, self._modules_in_order()))
 
     # -- latent spaces --------------------------------------------------------------------------------
     def mapping(self, z, truncation_psi=1.0):

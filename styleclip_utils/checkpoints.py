@@ -1,0 +1,134 @@
+"""Loading checkpoints in the layouts the real pipeline ships, with one clear error when a file is wrong.
+
+Layouts accepted for a generator:
+- a StyleGAN2 `.pt` (rosinality): {"g_ema": ..., "latent_avg"?: [512], "g"?, "d"?, ...}
+- a checkpoint holding a generator under `decoder.*` keys: e4e (`e4e_ffhq_encode.pt`) and StyleCLIP mappers:
+  {"state_dict": {"encoder.*" | "mapper.*", "decoder.*"}, "latent_avg"?: [18, 512], "opts": ...}
+- a bare rosinality generator state dict
+- a `.safetensors` file whose keys are the above flattened with a top-level prefix ("g_ema.style.1.weight",
+  "latent_avg"), as the project's SynthFaces weights are stored.
+The generator's size, widths and mapping depth are read from the keys, never from `opts`.
+"""
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .registry import resolve
+from .stylegan2 import Generator
+
+
+class CheckpointError(ValueError):
+    """A file is not a checkpoint of the expected kind, or its keys/shapes do not match the model."""
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """torch.load with weights_only=True (or safetensors), turning every failure into a CheckpointError."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            return unflatten(load_file(str(path), device=str(map_location)))
+        except SafetensorError as e:
+            raise CheckpointError(f"{path} is not a valid safetensors file ({e})") from e
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if not found:  # the unpickler choked on the bytes themselves
+            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated, or not a .pt "
+                                  f"file?)") from e
+        # weights_only refuses arbitrary Python objects: a full-model pickle, or something unsafe.
+        raise CheckpointError(
+            f"{path} holds a Python object ({found.group(1)}), not only tensors and plain containers, so it "
+            f"is not loaded (weights_only=True: unpickling objects can run code). Re-save it as a state "
+            f"dict: torch.save(model.state_dict(), ...).") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or not a .pt file?): "
+                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+
+
+def unflatten(flat):
+    """{"g_ema.style.1.weight": t, "latent_avg": t} -> {"g_ema": {"style.1.weight": t}, "latent_avg": t}."""
+    out = {}
+    for key, value in flat.items():
+        group, _, rest = key.partition(".")
+        if rest:
+            out.setdefault(group, {})[rest] = value
+        else:
+            out[key] = value
+    return out
+
+
+def _strip(sd, prefix):
+    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+
+
+def generator_state(ckpt):
+    """Find the generator weights and the average latent in any accepted layout -> (state_dict, latent_avg)."""
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"expected a dict checkpoint, got {type(ckpt).__name__}")
+    latent_avg = ckpt.get("latent_avg")
+    if isinstance(ckpt.get("g_ema"), dict):
+        return ckpt["g_ema"], latent_avg
+    if isinstance(ckpt.get("state_dict"), dict) and any(k.startswith("decoder.") for k in ckpt["state_dict"]):
+        return _strip(ckpt["state_dict"], "decoder."), latent_avg
+    if "style.1.weight" in ckpt:
+        return ckpt, None
+    raise CheckpointError(
+        "no StyleGAN2 generator found: expected a 'g_ema' entry (rosinality .pt), 'decoder.*' keys under "
+        f"'state_dict' (e4e / StyleCLIP mapper), or a bare generator state dict; top-level keys are "
+        f"{sorted(map(str, ckpt))[:12]}")
+
+
+def infer_generator_config(sd):
+    """Generator kwargs from a rosinality state dict's keys and shapes."""
+    try:
+        n_mlp = len([k for k in sd if re.fullmatch(r"style\.\d+\.weight", k)])
+        style_dim = sd["style.1.weight"].shape[1]
+        n_rgb = len({k.split(".")[1] for k in sd if k.startswith("to_rgbs.")})
+        size = 2 ** (n_rgb + 2)
+        channels = {4: sd["conv1.conv.weight"].shape[1]}
+        for k in range(n_rgb):
+            channels[2 ** (k + 3)] = sd[f"convs.{2 * k}.conv.weight"].shape[1]
+    except (KeyError, IndexError) as e:
+        raise CheckpointError(f"not a rosinality StyleGAN2 generator state dict: missing {e}") from e
+    return dict(size=size, style_dim=style_dim, n_mlp=n_mlp, channels=channels)
+
+
+def check_state_dict(model, sd, what="checkpoint"):
+    """Strict key/shape comparison, raised as one readable error (instead of torch's traceback)."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
+             for k, v in expected.items() if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    if missing or unexpected or wrong:
+        def show(items):
+            return ", ".join(items[:10]) + (f" ... (+{len(items) - 10} more)" if len(items) > 10 else "")
+        lines = [f"{what} does not match {type(model).__name__}:"]
+        lines += [f"  missing keys ({len(missing)}): {show(missing)}"] if missing else []
+        lines += [f"  unexpected keys ({len(unexpected)}): {show(unexpected)}"] if unexpected else []
+        lines += [f"  shape mismatches ({len(wrong)}): {show(wrong)}"] if wrong else []
+        raise CheckpointError("\n".join(lines))
+
+
+def load_generator(name_or_path, device="cpu", **fetch_kwargs):
+    """A registry name or a path -> Generator in eval mode with its average w set (when the file has one).
+
+    Example: G = load_generator("stylegan2-ffhq-config-f"); G = load_generator("e4e_ffhq_encode.pt").
+    """
+    path = resolve(name_or_path, **fetch_kwargs)
+    sd, latent_avg = generator_state(load_checkpoint(path))
+    cfg = infer_generator_config(sd)
+    G = Generator(**cfg)
+    check_state_dict(G, sd, what=str(path))
+    G.load_state_dict(sd)
+    if latent_avg is not None:
+        G.set_w_avg(latent_avg)
+    return G.eval().requires_grad_(False).to(device)

@@ -1,0 +1,193 @@
+"""Registry of the pretrained files the real (non-SynthFaces) pipeline uses, and a cache to fetch them into.
+
+`fetch(name)` returns the local path of a registered file: from the cache if it is there and intact,
+else downloaded (progress bar, written to a temp file, checked, then renamed into place). When the file
+cannot be had (no network, a Google Drive link that needs a browser, ...) the error names the file, where
+to get it and exactly where to put it.
+
+The cache folder is `$STYLECLIP_CACHE`, or `~/.cache/styleclip` when that is unset.
+"""
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+CACHE_ENV = "STYLECLIP_CACHE"
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A pretrained file is not in the cache and could not be downloaded."""
+
+
+class ChecksumError(ValueError):
+    """A file's size or sha256 is not the registered one (a truncated or wrong download)."""
+
+
+@dataclass(frozen=True)
+class PretrainedFile:
+    name: str
+    filename: str
+    description: str
+    source: str                # where a person gets it (page, Drive id, release)
+    url: str | None = None     # direct download URL, when one exists
+    size: int | None = None    # bytes; None = not published
+    sha256: str | None = None  # None = not published (the loaders then check the structure instead)
+
+
+def _drive(file_id):
+    # The usercontent endpoint with confirm=t skips Drive's "can't scan for viruses" page for big files.
+    return f"https://drive.usercontent.google.com/download?id={file_id}&export=download&confirm=t"
+
+
+REGISTRY = {f.name: f for f in [
+    PretrainedFile(
+        "stylegan2-ffhq-config-f", "stylegan2-ffhq-config-f.pt",
+        "StyleGAN2 FFHQ 1024 px config-f, rosinality layout (g_ema + latent_avg)",
+        "e4e/pSp README: Google Drive id 1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT (or convert NVIDIA's "
+        "stylegan2-ffhq-config-f.pkl with rosinality's convert_weight.py)",
+        url=_drive("1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT")),
+    PretrainedFile(
+        "e4e-ffhq-encode", "e4e_ffhq_encode.pt",
+        "encoder4editing FFHQ encoder (encoder.* + decoder.* StyleGAN2 1024, latent_avg [18, 512])",
+        "encoder4editing README: Google Drive id 1cUv_reLE6k3604or78EranS7XzuVMWeO",
+        url=_drive("1cUv_reLE6k3604or78EranS7XzuVMWeO"), size=1_201_649_680,
+        sha256="2ace1d9a8c05c10a399bcd500b8dda118f759ff1aac89dbdab7435f2136a0999"),
+    PretrainedFile(
+        "arcface-ir-se50", "model_ir_se50.pth",
+        "ArcFace IR-SE50 identity backbone (TreB1eN), used by the identity loss of e4e and StyleCLIP",
+        "e4e/pSp README: Google Drive id 1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn",
+        url=_drive("1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn"), size=175_367_323,
+        sha256="a035c768259b98ab1ce0e646312f48b9e1e218197a0f80ac6765e88f8b6ddf28"),
+    PretrainedFile(
+        "clip-vit-b-32", "ViT-B-32.pt",
+        "OpenAI CLIP ViT-B/32 (TorchScript archive, loaded with clip.load)",
+        "OpenAI CLIP (github.com/openai/CLIP, clip/clip.py _MODELS)",
+        url="https://openaipublic.azureedge.net/clip/models/"
+            "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+        size=353_976_522, sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
+    PretrainedFile(
+        "facenet-vggface2", "20180402-114759-vggface2.pt",
+        "facenet-pytorch InceptionResnetV1 trained on VGGFace2 (identity embeddings, 160 px input)",
+        "facenet-pytorch GitHub release v2.2.9",
+        url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt"),
+]}
+
+
+def cache_dir():
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "styleclip")
+
+
+def get_entry(name):
+    if name not in REGISTRY:
+        raise KeyError(f"unknown pretrained file {name!r}; registered: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def local_path(name, root=None):
+    """Where `name` lives (or must be put) in the cache."""
+    return Path(root or cache_dir()) / get_entry(name).filename
+
+
+def _how_to_get(entry, dest):
+    return (f"Get {entry.filename} ({entry.description}) from {entry.source}"
+            + (f" [{entry.url}]" if entry.url else "")
+            + f" and put it at {dest} (the cache folder is ${CACHE_ENV}, default ~/.cache/styleclip).")
+
+
+def sha256_of(path, chunk=1 << 20):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(path, entry):
+    """Check size and sha256 against the registry. Hashing 1 GB takes seconds, so a verified file gets a
+    small `.sha256` stamp (hash, size, mtime) and is not re-hashed while it is unchanged."""
+    path = Path(path)
+    st = path.stat()
+    if entry.size is not None and st.st_size != entry.size:
+        raise ChecksumError(f"{path} has {st.st_size:,} bytes, expected {entry.size:,} for {entry.filename}: "
+                            f"a partial or wrong file. Delete it and fetch again. {_how_to_get(entry, path)}")
+    if entry.sha256 is None:
+        return
+    stamp = path.with_name(path.name + ".sha256")
+    if stamp.exists() and stamp.read_text().strip() == _stamp_key(path, entry.sha256):
+        return
+    digest = sha256_of(path)
+    if digest != entry.sha256:
+        raise ChecksumError(f"{path} has sha256 {digest}, expected {entry.sha256} for {entry.filename}. "
+                            f"Delete it and fetch again. {_how_to_get(entry, path)}")
+    stamp.write_text(_stamp_key(path, digest) + "\n")
+
+
+def _stamp_key(path, sha256):
+    st = Path(path).stat()
+    return f"{sha256} {st.st_size} {st.st_mtime_ns}"
+
+
+def download(url, dest, expected_size=None, expected_sha256=None, progress=True, timeout=30):
+    """Stream `url` (http(s) or file://) to `dest` through a temp file in the same folder, check size and
+    sha256 while writing, then rename: an interrupted download never leaves a file at `dest`."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    try:
+        h = hashlib.sha256()
+        with urllib.request.urlopen(url, timeout=timeout) as r, os.fdopen(fd, "wb") as f:
+            total = expected_size or int(r.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                while block := r.read(1 << 20):
+                    f.write(block)
+                    h.update(block)
+                    bar.update(len(block))
+        size = os.path.getsize(tmp)
+        if expected_size is not None and size != expected_size:
+            raise ChecksumError(f"download of {url} gave {size:,} bytes, expected {expected_size:,}")
+        if expected_sha256 is not None and h.hexdigest() != expected_sha256:
+            raise ChecksumError(f"download of {url} has sha256 {h.hexdigest()}, expected {expected_sha256}")
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return dest
+
+
+def fetch(name, root=None, download_missing=True, progress=True, url=None):
+    """Local path of registered file `name`, downloading it into the cache when missing.
+
+    `url` overrides the registry's URL (a mirror, or a file:// path)."""
+    entry = get_entry(name)
+    dest = local_path(name, root)
+    if dest.exists():
+        verify(dest, entry)
+        return dest
+    url = url or entry.url
+    if not download_missing or url is None:
+        raise MissingWeightsError(f"{entry.filename} is not in the cache. {_how_to_get(entry, dest)}")
+    try:
+        download(url, dest, entry.size, entry.sha256, progress=progress)
+    except (urllib.error.URLError, OSError) as e:
+        raise MissingWeightsError(f"could not download {entry.filename} from {url} ({e}); this machine may "
+                                  f"have no network. {_how_to_get(entry, dest)}") from e
+    if entry.sha256 is not None:  # hashed while downloading: stamp it so the next load skips re-hashing
+        dest.with_name(dest.name + ".sha256").write_text(_stamp_key(dest, entry.sha256) + "\n")
+    return dest
+
+
+def resolve(name_or_path, **fetch_kwargs):
+    """A path to an existing file is used as it is; a registry name is fetched."""
+    if name_or_path in REGISTRY:
+        return fetch(name_or_path, **fetch_kwargs)
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise MissingWeightsError(f"{path} does not exist, and {str(name_or_path)!r} is not a registered "
+                                  f"file name (registered: {', '.join(REGISTRY)})")
+    return path
