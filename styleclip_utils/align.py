@@ -1,0 +1,399 @@
+"""Align a real photo to the FFHQ crop, the input every FFHQ StyleGAN encoder (e4e, pSp) expects.
+
+    img = align_face("photo.jpg", size=256)                  # detect with MTCNN, warp, resize
+    img, info = align_face(photo, return_info=True)          # + landmarks, quad, faces found, notes
+    img = align_face(photo, landmarks=pts5)                  # skip detection
+
+Landmarks are the 5 MTCNN points [left eye, right eye, nose, mouth left, mouth right] in pixel
+coordinates of the (EXIF-rotated) image, pixel centres at integers. The crop is the FFHQ dataset's:
+an oriented square (`ffhq_quad`) built from the eyes and mouth corners, resampled as the official
+script does (`warp_quad`). `aligned_coords` maps image points to where they land in the output.
+
+Every problem with the input raises a subclass of `FaceAlignmentError` (a `ValueError`) whose
+message says what to do about it.
+"""
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
+
+MIN_SIDE = 64               # px, shorter side of the input image
+MIN_EYE_DISTANCE = 8.0      # px; below this the 5 points cannot orient the crop reliably
+MAX_PIXELS = 90_000_000     # a 90 Mpx photo is already ~1 GB as float RGB in the padding step
+SUPERSAMPLE = 4             # the quad is sampled at 4x the output size, then downsampled with
+                            # antialias (FFHQ: 4096 -> 1024), so bilinear sampling never aliases
+
+
+# ----------------------------------------------------------------------------------------------------
+# Errors
+
+class FaceAlignmentError(ValueError):
+    """Base class: the input cannot be aligned; the message says why and what to do."""
+
+
+class NotAnImageError(FaceAlignmentError):
+    """A missing file, a file that is not an image, or an object that is not an image."""
+
+
+class CorruptImageError(FaceAlignmentError):
+    """An image file that cannot be fully decoded (truncated download, damaged file)."""
+
+
+class UnsupportedImageError(FaceAlignmentError):
+    """An image whose mode, shape or dtype cannot be converted to 8-bit RGB."""
+
+
+class ImageTooSmallError(FaceAlignmentError):
+    """The image, or the face in it, is too small to align."""
+
+
+class ImageTooLargeError(FaceAlignmentError):
+    """The image has too many pixels (or is a decompression bomb)."""
+
+
+class NoFaceError(FaceAlignmentError):
+    """MTCNN found no face."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Loading: anything the user may hand us -> 8-bit RGB PIL image, with a note for every conversion
+
+def load_image(image, notes=None):
+    """A path, PIL image or HxW[xC] numpy array -> RGB PIL image. Conversions are appended to `notes`."""
+    notes = [] if notes is None else notes
+    if isinstance(image, (str, Path)):
+        img = _open_file(Path(image))
+        name = str(image)
+    elif isinstance(image, Image.Image):
+        img = image
+        name = "the image"
+        _check_pixels(img.size, name)
+        _load_pixels(img, name)
+    elif isinstance(image, np.ndarray):
+        img = _array_to_image(image, notes)
+        name = "the array"
+        _check_pixels(img.size, name)
+    else:
+        raise NotAnImageError(f"expected a file path, a PIL image or an HxWx3 uint8 numpy array, "
+                              f"got {type(image).__name__}")
+
+    # Phone photos store their rotation in EXIF; MTCNN only finds upright faces.
+    if img.getexif().get(0x0112, 1) != 1:  # 0x0112: Orientation
+        img = ImageOps.exif_transpose(img)
+        notes.append("rotated according to the EXIF orientation tag")
+    img = _to_rgb(img, notes)
+
+    w, h = img.size
+    if min(w, h) < MIN_SIDE:
+        raise ImageTooSmallError(f"{name} is {w}x{h} px; need at least {MIN_SIDE} px on the shorter "
+                                 f"side: use a larger photo in which the face is at least ~100 px wide")
+    return img
+
+
+def _open_file(path):
+    if not path.is_file():
+        raise NotAnImageError(f"{path}: no such file; check the path")
+    try:
+        # PIL only warns between 89 and 179 Mpx; treat the warning as the error it is.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLargeError(f"{path} declares too many pixels ({e}); it may be a decompression "
+                                 f"bomb. If it is a real photo, downscale it below "
+                                 f"{MAX_PIXELS / 1e6:.0f} Mpx first") from e
+    except UnidentifiedImageError as e:
+        raise NotAnImageError(f"{path} is not an image file PIL can read (unknown format, a "
+                              f"non-image file, or a damaged header); pass a JPEG or PNG photo") from e
+    except OSError as e:
+        raise NotAnImageError(f"{path} cannot be read: {e}") from e
+    _check_pixels(img.size, str(path))  # before decoding: never decode a bomb
+    _load_pixels(img, str(path))
+    return img
+
+
+def _check_pixels(size, name):
+    w, h = size
+    if w * h > MAX_PIXELS:
+        raise ImageTooLargeError(f"{name} is {w}x{h} = {w * h / 1e6:.0f} Mpx, more than "
+                                 f"{MAX_PIXELS / 1e6:.0f} Mpx; downscale it first (the aligned crop is "
+                                 f"at most 1024 px, so ~4000 px on the long side is plenty)")
+
+
+def _load_pixels(img, name):
+    """Decode every pixel now, so a truncated file fails here instead of coming back grey-padded."""
+    allow_truncated = ImageFile.LOAD_TRUNCATED_IMAGES  # data-loading code often sets it globally
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        img.load()
+    except (OSError, SyntaxError, EOFError, ValueError) as e:
+        raise CorruptImageError(f"{name} is truncated or corrupt ({e}); re-download or re-export "
+                                f"the file") from e
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = allow_truncated
+
+
+def _array_to_image(a, notes):
+    shape = a.shape
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
+        hint = "; it looks channels-first: use a.transpose(1, 2, 0)" if a.ndim == 3 and a.shape[0] in (3, 4) else ""
+        raise UnsupportedImageError(f"array of shape {shape}: expected HxWx3 (RGB), HxWx4 (RGBA) or "
+                                    f"HxW (grayscale){hint}")
+    if a.dtype == np.uint8:
+        pass
+    elif a.dtype == np.uint16:
+        a = np.rint(a / 257.0).astype(np.uint8)
+        notes.append("16-bit array scaled to 8 bits")
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype.kind == "f" and np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1:
+        a = np.rint(a * 255).astype(np.uint8)
+        notes.append("float array in [0, 1] scaled to 8 bits")
+    else:
+        raise UnsupportedImageError(f"array of dtype {a.dtype}: expected uint8 in 0..255 (or uint16, "
+                                    f"or float in 0..1); convert with a.astype(np.uint8)")
+    return Image.fromarray(np.ascontiguousarray(a))
+
+
+def _to_rgb(img, notes):
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode.startswith("I") or mode == "F":
+        return _high_depth_to_rgb(img, notes)
+    try:
+        if img.has_transparency_data:
+            # Transparent regions become white, the usual background of cut-out portraits.
+            rgba = img.convert("RGBA")
+            white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            notes.append(f"transparency (mode {mode}) composited on white")
+            return Image.alpha_composite(white, rgba).convert("RGB")
+        rgb = img.convert("RGB")
+    except ValueError as e:
+        raise UnsupportedImageError(f"image mode {mode} cannot be converted to RGB ({e}); save the "
+                                    f"image as an 8-bit RGB JPEG or PNG") from e
+    if mode in ("L", "1"):
+        notes.append(f"grayscale image (mode {mode}) converted to RGB; the edit will be grayscale-like")
+    else:
+        notes.append(f"mode {mode} converted to RGB")
+    return rgb
+
+
+def _high_depth_to_rgb(img, notes):
+    """16/32-bit integer or float grayscale -> 8 bits. PIL's own convert clips at 255 instead of scaling."""
+    a = np.asarray(img).astype(np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    if img.mode.startswith("I;16") or (img.mode == "I" and lo >= 0 and hi <= 65535):
+        a = a / 257.0  # 16-bit data (older Pillow opened 16-bit PNGs as mode I)
+        notes.append(f"16-bit image (mode {img.mode}) scaled to 8 bits")
+    elif img.mode == "F" and lo >= 0 and hi <= 1:
+        a = a * 255.0
+        notes.append("float image in [0, 1] scaled to 8 bits")
+    else:
+        a = (a - lo) / max(hi - lo, 1e-12) * 255.0
+        notes.append(f"mode {img.mode} image stretched from [{lo:g}, {hi:g}] to 8 bits")
+    gray = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
+    notes.append(f"grayscale image (mode {img.mode}) converted to RGB")
+    return gray.convert("RGB")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Detection (facenet-pytorch MTCNN, imported on first use: it pulls in torchvision)
+
+_mtcnn_cache = {}
+
+
+def _mtcnn(device=None):
+    key = str(device or "cpu")
+    if key not in _mtcnn_cache:
+        from facenet_pytorch import MTCNN
+        _mtcnn_cache[key] = MTCNN(keep_all=True, device=device)
+    return _mtcnn_cache[key]
+
+
+def largest_face(boxes):
+    """Index of the box [x0, y0, x1, y1] with the largest area."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
+
+
+def detect_landmarks(image, device=None, return_info=False):
+    """5 MTCNN landmarks [5, 2] of the largest face; with return_info also a dict about the detection.
+
+    Raises NoFaceError when MTCNN finds no face; warns when it finds several.
+    """
+    notes = []
+    img = load_image(image, notes)
+    landmarks, info = _detect(img, device)
+    info["warnings"] = notes + info["warnings"]
+    return (landmarks, info) if return_info else landmarks
+
+
+def _detect(img, device):
+    boxes, probs, points = _mtcnn(device).detect(img, landmarks=True)
+    if boxes is None:
+        raise NoFaceError("no face found; use a frontal, well-lit photo in which the face is at least "
+                          "~100 px wide, or pass the 5 landmarks yourself with landmarks=")
+    # facenet-pytorch returns object arrays under NumPy 2
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    probs = np.asarray(probs, np.float64).reshape(-1)
+    points = np.asarray(points, np.float64).reshape(-1, 5, 2)
+    best = largest_face(boxes)
+    notes = []
+    if len(boxes) > 1:
+        msg = f"{len(boxes)} faces found; aligning the largest (box {np.round(boxes[best]).tolist()})"
+        warnings.warn(msg, stacklevel=3)
+        notes.append(msg)
+    info = dict(n_faces=len(boxes), face_index=best, box=boxes[best], prob=float(probs[best]),
+                boxes=boxes, probs=probs, all_landmarks=points, warnings=notes)
+    return points[best], info
+
+
+# ----------------------------------------------------------------------------------------------------
+# Geometry: the FFHQ crop square and the resampling
+
+def ffhq_quad(landmarks):
+    """The FFHQ crop as a square quad [4, 2]: top-left, bottom-left, bottom-right, top-right corners.
+
+    Oriented between the eye line and the eye-mouth line, sized by whichever of the eye distance
+    and the eye-mouth distance is relatively larger, centred a little below the eyes.
+    """
+    eye_left, eye_right, _, mouth_left, mouth_right = np.asarray(landmarks, np.float64)
+    eye_avg = (eye_left + eye_right) / 2
+    eye_to_eye = eye_right - eye_left
+    mouth_avg = (mouth_left + mouth_right) / 2
+    eye_to_mouth = mouth_avg - eye_avg
+
+    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]  # eye line averaged with the mouth line turned 90°
+    x /= np.hypot(*x)
+    x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)  # half the side
+    y = np.flipud(x) * [-1, 1]  # x turned 90°, pointing down the face
+    c = eye_avg + eye_to_mouth * 0.1
+    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
+
+
+def aligned_coords(points, quad, size):
+    """Where image points [..., 2] land in the size x size crop of `quad` (both in pixel-index coords).
+
+    In continuous coordinates (pixel i spans [i, i+1]) the crop maps its corners (0, 0), (0, size),
+    (size, size), (size, 0) onto the quad corners shifted by +0.5; the quad is a square, so the map
+    is affine and `warp_quad` realises it exactly (up to resampling).
+    """
+    quad = np.asarray(quad, np.float64)
+    basis = np.stack([quad[3] - quad[0], quad[1] - quad[0]], axis=1)  # columns: output x and y axes
+    rel = np.asarray(points, np.float64) - quad[0]
+    return np.linalg.solve(basis, rel.reshape(-1, 2).T).T.reshape(rel.shape) * size - 0.5
+
+
+def warp_quad(img, quad, size, supersample=SUPERSAMPLE):
+    """Resample the square `quad` (pixel-index coords) of RGB `img` to a size x size image, as FFHQ does.
+
+    Shrink a much larger image first (antialiased), crop around the quad, pad with blurred
+    reflections fading to the median colour where the quad leaves the image, sample the quad
+    bilinearly at `supersample` x size, then downsample with antialias.
+    """
+    quad = np.asarray(quad, np.float64) + 0.5  # continuous coords, PIL's convention for transforms
+    qsize = float(np.hypot(*(quad[3] - quad[0])))  # side of the square
+
+    # Shrink: keep the quad within ~2-4x the output size, so the bilinear sampling does not alias.
+    shrink = int(np.floor(qsize / size * 0.5))
+    if shrink > 1:
+        w, h = img.size
+        new = (max(int(np.rint(w / shrink)), 1), max(int(np.rint(h / shrink)), 1))
+        img = img.resize(new, Image.LANCZOS)
+        quad *= [new[0] / w, new[1] / h]  # the exact scale, not 1/shrink: rint changed the size
+        qsize /= shrink
+
+    # Crop to the quad plus a border (the blur and the bilinear taps look a little outside it).
+    border = max(int(np.rint(qsize * 0.1)), 3)
+    lo = np.floor(quad.min(axis=0)).astype(int) - border
+    hi = np.ceil(quad.max(axis=0)).astype(int) + border
+    box = (max(lo[0], 0), max(lo[1], 0), min(hi[0], img.size[0]), min(hi[1], img.size[1]))
+    img = img.crop(box)
+    quad -= box[:2]
+
+    # Pad only where the quad comes within 4 px of the image edge.
+    lo = np.floor(quad.min(axis=0)).astype(int)
+    hi = np.ceil(quad.max(axis=0)).astype(int)
+    pad = np.maximum([border - lo[0], border - lo[1], hi[0] - img.size[0] + border,
+                      hi[1] - img.size[1] + border], 0)
+    if pad.max() > border - 4:
+        pad = np.maximum(pad, int(np.rint(qsize * 0.3)))
+        img = _pad_reflect_blur(img, pad, blur=qsize * 0.02)
+        quad += pad[:2]
+
+    work = size * supersample
+    img = img.transform((work, work), Image.QUAD, tuple(quad.flatten()), Image.BILINEAR)
+    return img.resize((size, size), Image.LANCZOS)
+
+
+def _pad_reflect_blur(img, pad, blur):
+    """Pad (left, top, right, bottom) by reflection, then blur the padding and fade it to the median
+    colour with distance from the image, so mirrored features do not look like a second face."""
+    left, top, right, bottom = (int(p) for p in pad)
+    a = np.pad(np.asarray(img, np.float32), ((top, bottom), (left, right), (0, 0)), mode="reflect")
+    h, w = a.shape[:2]
+    y, x = np.ogrid[:h, :w]
+    # 1 - (distance into the image / pad width), max over the 4 sides: 0 at the image edge, 1 at the
+    # outer edge of the padding, negative inside the image.
+    mask = np.maximum(1 - np.minimum(x / left, (w - 1 - x) / right),
+                      1 - np.minimum(y / top, (h - 1 - y) / bottom))[..., None].astype(np.float32)
+    blurred = np.asarray(Image.fromarray(_to_uint8(a)).filter(ImageFilter.GaussianBlur(blur)), np.float32)
+    a += (blurred - a) * np.clip(mask * 3 + 1, 0, 1)  # starts blurring a third of a pad inside
+    a += (np.median(a, axis=(0, 1)) - a) * np.clip(mask, 0, 1)
+    return Image.fromarray(_to_uint8(a))
+
+
+def _to_uint8(a):
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The entry point
+
+def align_face(image, size=256, landmarks=None, device=None, return_info=False):
+    """FFHQ-aligned size x size RGB crop of the largest face in `image` (path, PIL image or array).
+
+    landmarks: optional [5, 2] MTCNN-order points in the image's pixel coordinates; skips detection.
+    device: torch device for MTCNN (default CPU).
+    return_info: also return a dict with `landmarks`, `quad`, `matrix` (2x3 affine, image pixel ->
+    output pixel coords), `source` ("mtcnn" or "given"), `image_size`, `n_faces`, `box`, `prob`,
+    `boxes`, `probs`, `all_landmarks` (None when landmarks were given) and `warnings` (notes about
+    conversions and extra faces).
+    """
+    if int(size) != size or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    size = int(size)
+    notes = []
+    img = load_image(image, notes)
+
+    if landmarks is None:
+        landmarks, info = _detect(img, device)
+        info["source"] = "mtcnn"
+        notes += info.pop("warnings")
+    else:
+        landmarks = np.asarray(landmarks, np.float64)
+        if landmarks.shape != (5, 2) or not np.isfinite(landmarks).all():
+            raise ValueError(f"landmarks must be 5 finite (x, y) points in MTCNN order, got shape "
+                             f"{landmarks.shape}")
+        info = dict(source="given", n_faces=None, face_index=None, box=None, prob=None, boxes=None,
+                    probs=None, all_landmarks=None)
+
+    eye_distance = float(np.hypot(*(landmarks[1] - landmarks[0])))
+    if eye_distance < MIN_EYE_DISTANCE:
+        raise ImageTooSmallError(f"the face is too small to align: eyes {eye_distance:.1f} px apart, need "
+                                 f"at least {MIN_EYE_DISTANCE:g}; use a photo where the face is larger "
+                                 f"(ideally 100+ px wide)")
+
+    quad = ffhq_quad(landmarks)
+    out = warp_quad(img, quad, size)
+    if not return_info:
+        return out
+    corners = aligned_coords(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), quad, size)
+    matrix = np.concatenate([(corners[1:] - corners[0]).T, corners[0][:, None]], axis=1)
+    info.update(landmarks=landmarks, quad=quad, matrix=matrix, image_size=img.size, size=size,
+                warnings=notes)
+    return out, info

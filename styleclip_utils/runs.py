@@ -1,0 +1,68 @@
+"""Execute notebooks with papermill into `runs/<name>/`, next to the parameters they ran with.
+
+    python -m styleclip_utils.runs 01_data_prep 03_latent_optimization       # what `make demo` does
+    python -m styleclip_utils.runs 01_data_prep -p n_images 200 -p size 64  # override parameters
+
+The executed notebook is first written to a temp file and renamed, so a crash never leaves a half
+notebook that looks like a finished run; papermill's own error (the failing cell) is re-raised.
+"""
+import argparse
+import ast
+import json
+import os
+import sys
+import time
+
+from .paths import NOTEBOOKS_DIR, ROOT, RUNS_DIR
+
+
+def notebook_path(name):
+    path = NOTEBOOKS_DIR / (name if name.endswith(".ipynb") else name + ".ipynb")
+    if not path.exists():
+        available = sorted(p.stem for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+        raise FileNotFoundError(f"no notebook {path.name} in {NOTEBOOKS_DIR}; available: {available}")
+    return path
+
+
+def run_notebook(name, parameters=None, out_dir=None, progress=True):
+    """Run notebooks/<name>.ipynb with papermill -> path of the executed copy in out_dir (runs/<name>/)."""
+    import papermill as pm
+
+    src = notebook_path(name)
+    out_dir = out_dir or RUNS_DIR / src.stem
+    os.makedirs(out_dir, exist_ok=True)
+    parameters = dict(parameters or {})
+    parameters.setdefault("out_dir", str(out_dir))  # where the notebook writes its metrics/figures of the run
+    out = out_dir / src.name
+    tmp = out_dir / f".{src.stem}.running.ipynb"
+    t0 = time.time()
+    pm.execute_notebook(str(src), str(tmp), parameters=parameters, cwd=str(ROOT), progress_bar=progress,
+                        kernel_name="python3")
+    os.replace(tmp, out)
+    record = dict(notebook=src.name, parameters=parameters, seconds=round(time.time() - t0, 1))
+    (out_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+    return out
+
+
+def _parse_value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare string
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebooks", nargs="+", help="names like 01_data_prep")
+    ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="override a parameter (Python literal) in every notebook run")
+    args = ap.parse_args(argv)
+    params = {k: _parse_value(v) for k, v in args.p}
+    for name in args.notebooks:
+        t = time.time()
+        out = run_notebook(name, params)
+        print(f"{name}: {time.time() - t:.0f} s -> {out.relative_to(ROOT)}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
