@@ -1,0 +1,147 @@
+"""Train a StyleGAN2 (the rosinality-compatible Generator/Discriminator of `stylegan2.py`) on a folder of
+faces: non-saturating loss, lazy R1, EMA generator, style-mixing regularisation; path-length
+regularisation and horizontal-flip augmentation optional. The result (`g_ema` + `latent_avg`) loads
+through the same loader as a real checkpoint.
+
+The hyper-parameters follow rosinality's train.py, with R1's gamma scaled for small images.
+"""
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .stylegan2 import Discriminator, Generator
+from .training import Trainer, atomic_save, batch_indices
+
+
+@dataclass
+class GANConfig:
+    size: int = 64
+    style_dim: int = 256
+    n_mlp: int = 4
+    channels: dict = field(default_factory=lambda: {4: 256, 8: 256, 16: 256, 32: 128, 64: 64})
+    batch: int = 32
+    lr: float = 0.0025
+    r1_gamma: float = 0.1       # NVIDIA's heuristic 2e-4·res²/batch ≈ 0.03 at 64 px; a bit more is safer
+    d_reg_every: int = 16       # lazy regularisation: R1 every 16 D steps, scaled by 16
+    pl_weight: float = 0.0      # path-length regularisation (2.0 in the paper); off by default at 64 px
+    g_reg_every: int = 4
+    mixing_prob: float = 0.9
+    ema_kimg: float = 10.0      # EMA half-life in thousands of images
+    flip: bool = True           # x-flip augmentation of the real images
+
+    def generator(self):
+        return Generator(self.size, self.style_dim, self.n_mlp, channels=self.channels)
+
+
+def _adam(params, lr, reg_every):
+    # Lazy regularisation runs every `reg_every` steps: scale lr and betas so the effective optimiser is
+    # the same as with the regulariser every step (StyleGAN2 paper, appendix B).
+    ratio = reg_every / (reg_every + 1) if reg_every else 1.0
+    return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0, 0.99 ** ratio))
+
+
+def _fake_ws(G, batch, mixing_prob, device):
+    z = torch.randn(batch, G.style_dim, device=device)
+    ws = G.broadcast(G.mapping(z))
+    if mixing_prob > 0 and torch.rand(()) < mixing_prob:  # style mixing regularisation
+        crossover = int(torch.randint(1, G.n_latent, ()))
+        ws = G.mix(ws, G.mapping(torch.randn(batch, G.style_dim, device=device)), crossover)
+    return ws
+
+
+def _real_batch(images, cfg, step, seed, device):
+    idx = batch_indices(len(images), cfg.batch, step, seed)
+    x = images[idx].to(device).float() / 127.5 - 1  # uint8 -> [-1, 1]
+    if cfg.flip:
+        flip = torch.rand(len(x)) < 0.5
+        x[flip] = x[flip].flip(3)
+    return x
+
+
+def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt_every=500, log_every=10,
+                    progress=True):
+    """images: uint8 tensor [N, 3, size, size]. Returns (G_ema, trainer). Resumes from out_dir if it holds
+    a checkpoint of the same config."""
+    cfg = cfg or GANConfig()
+    device = torch.device(device)
+    if tuple(images.shape[1:]) != (3, cfg.size, cfg.size) or images.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8 [N, 3, {cfg.size}, {cfg.size}], got {images.dtype} "
+                         f"{tuple(images.shape)}")
+    torch.manual_seed(seed)  # identical initial weights for a given seed
+    G, G_ema = cfg.generator().to(device), cfg.generator().to(device)
+    G_ema.load_state_dict(G.state_dict())
+    G_ema.eval().requires_grad_(False)
+    D = Discriminator(cfg.size, channels=cfg.channels).to(device)
+    g_opt = _adam(G.parameters(), cfg.lr, cfg.g_reg_every if cfg.pl_weight > 0 else 0)
+    d_opt = _adam(D.parameters(), cfg.lr, cfg.d_reg_every)
+    stats = torch.nn.Module()  # running statistics that must survive a resume
+    stats.register_buffer("pl_mean", torch.zeros((), device=device))
+    trainer = Trainer(out_dir, dict(G=G, D=D, G_ema=G_ema, stats=stats), dict(g_opt=g_opt, d_opt=d_opt),
+                      dict(kind="stylegan2", **asdict(cfg)), seed=seed, device=device,
+                      ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+    ema_beta = 0.5 ** (cfg.batch / (cfg.ema_kimg * 1000))
+
+    def step_fn(step):
+        real = _real_batch(images, cfg, step, seed, device)
+        losses = {}
+        # --- discriminator: softplus(-D(real)) + softplus(D(fake))
+        G.requires_grad_(False)
+        D.requires_grad_(True)
+        with torch.no_grad():
+            fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise_mode="random")
+        d_loss = F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
+        d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_opt.step()
+        losses["d"] = d_loss.item()
+        if step % cfg.d_reg_every == 0:  # lazy R1 on real images
+            real.requires_grad_(True)
+            (grad,) = torch.autograd.grad(D(real).sum(), real, create_graph=True)
+            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            d_opt.zero_grad(set_to_none=True)
+            (cfg.r1_gamma / 2 * r1 * cfg.d_reg_every).backward()
+            d_opt.step()
+            losses["r1"] = r1.item()
+        # --- generator: non-saturating softplus(-D(G(z)))
+        G.requires_grad_(True)
+        D.requires_grad_(False)
+        fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise_mode="random")
+        g_loss = F.softplus(-D(fake)).mean()
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_opt.step()
+        losses["g"] = g_loss.item()
+        if cfg.pl_weight > 0 and step % cfg.g_reg_every == 0:
+            losses["pl"] = _path_length_step(G, g_opt, cfg, stats.pl_mean, device)
+        with torch.no_grad():  # EMA of the generator's weights (buffers copied: noise is fixed anyway)
+            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+                p_ema.lerp_(p, 1 - ema_beta)
+        return losses
+
+    trainer.run(step_fn, steps)
+    return G_ema, trainer
+
+
+def _path_length_step(G, g_opt, cfg, pl_mean, device):
+    """Path-length regularisation: keep |J_w^T y| constant for random image-space directions y."""
+    batch = max(1, cfg.batch // 2)
+    ws = _fake_ws(G, batch, 0.0, device)
+    img = G.synthesis(ws, noise_mode="random")
+    y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+    (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
+    lengths = grad.pow(2).sum(2).mean(1).sqrt()
+    pl_mean.lerp_(lengths.mean().detach(), 0.01)  # in place: it is a buffer saved in the checkpoint
+    pl = (lengths - pl_mean).pow(2).mean()
+    g_opt.zero_grad(set_to_none=True)
+    (cfg.pl_weight * cfg.g_reg_every * pl).backward()
+    g_opt.step()
+    return pl.item()
+
+
+def export_generator(G_ema, path, n_mean=10_000, seed=0):
+    """Write {g_ema, latent_avg} (rosinality layout) so `checkpoints.load_generator` reads it."""
+    latent_avg = G_ema.mean_latent(n_mean, seed=seed)
+    atomic_save(dict(g_ema=G_ema.state_dict(), latent_avg=latent_avg.cpu()), path)
+    return path

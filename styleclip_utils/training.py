@@ -1,0 +1,111 @@
+"""The training loop every SynthFaces trainer shares: progress bar, losses logged to a file, a checkpoint
+every N steps written atomically, and exact resume.
+
+Exact resume means a run killed at any point and restarted continues with the very numbers an
+uninterrupted run would have produced. Three things make that hold:
+- the checkpoint holds every module, every optimiser, the step and the global torch RNG states;
+- data order is a pure function of (seed, step) (`batch_indices`), so there is no loader state to save;
+- all other randomness (z, noise, augmentation) draws from the global torch RNG, which is restored.
+"""
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+
+def atomic_save(obj, path):
+    """torch.save through a temp file + rename: a crash mid-write never leaves a broken checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def batch_indices(n, batch, step, seed):
+    """Indices of the batch at `step`: epochs are permutations seeded by (seed, epoch)."""
+    per_epoch = n // batch
+    if per_epoch == 0:
+        raise ValueError(f"batch {batch} is larger than the dataset ({n} items)")
+    epoch, k = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return perm[k * batch:(k + 1) * batch]
+
+
+class Trainer:
+    """Owns modules + optimisers + step; `run(step_fn, steps)` calls `step_fn(step) -> {loss: float}`.
+
+    Files in out_dir: `checkpoint.pt` (latest, atomic), `log.jsonl` (one line per logged step),
+    `config.json` (what the run was asked to do)."""
+
+    def __init__(self, out_dir, modules, optimizers, config, seed=0, device="cpu", ckpt_every=500,
+                 log_every=10, progress=True):
+        self.out_dir = Path(out_dir)
+        self.modules, self.optimizers = modules, optimizers
+        # JSON-normalised (dict keys become strings) so it compares equal after a save/load round trip
+        self.config = json.loads(json.dumps(config, default=str))
+        self.seed, self.device = seed, torch.device(device)
+        self.ckpt_every, self.log_every, self.progress = ckpt_every, log_every, progress
+        self.step, self.elapsed = 0, 0.0
+        self.ckpt_path = self.out_dir / "checkpoint.pt"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(seed)
+        if self.ckpt_path.exists():
+            self._resume()
+        else:
+            (self.out_dir / "config.json").write_text(json.dumps(self.config, indent=1) + "\n")
+
+    def state(self):
+        return dict(step=self.step, elapsed=self.elapsed, config=self.config,
+                    modules={k: m.state_dict() for k, m in self.modules.items()},
+                    optimizers={k: o.state_dict() for k, o in self.optimizers.items()},
+                    rng_cpu=torch.get_rng_state(),
+                    rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+    def save(self):
+        atomic_save(self.state(), self.ckpt_path)
+
+    def _resume(self):
+        ckpt = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
+        if ckpt["config"] != self.config:
+            raise ValueError(f"{self.ckpt_path} was written by a run with another config; use a new out_dir "
+                             f"or delete the checkpoint.\n  checkpoint: {ckpt['config']}\n  now: {self.config}")
+        for k, m in self.modules.items():
+            m.load_state_dict(ckpt["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(ckpt["optimizers"][k])
+        self.step, self.elapsed = ckpt["step"], ckpt["elapsed"]
+        torch.set_rng_state(ckpt["rng_cpu"])
+        if ckpt["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+        # Steps logged after the checkpoint are redone by this run: drop them so the log stays one history.
+        log = [r for r in read_log(self.out_dir) if r["step"] <= self.step]
+        (self.out_dir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+
+    def run(self, step_fn, steps):
+        """Train until `steps` (total, counting resumed ones). Returns the last logged losses."""
+        logged = {}
+        with open(self.out_dir / "log.jsonl", "a") as log, \
+                tqdm(total=steps, initial=self.step, disable=not self.progress, desc=self.out_dir.name) as bar:
+            while self.step < steps:
+                t = time.perf_counter()
+                losses = step_fn(self.step)
+                self.elapsed += time.perf_counter() - t
+                self.step += 1
+                bar.update(1)
+                if self.step % self.log_every == 0 or self.step == steps:
+                    logged = {k: round(float(v), 5) for k, v in losses.items()}
+                    log.write(json.dumps(dict(step=self.step, seconds=round(self.elapsed, 2), **logged)) + "\n")
+                    log.flush()
+                    bar.set_postfix(logged)
+                if self.step % self.ckpt_every == 0 or self.step == steps:
+                    self.save()
+        return logged
+
+
+def read_log(out_dir):
+    path = Path(out_dir) / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

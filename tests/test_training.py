@@ -1,0 +1,83 @@
+"""The shared training loop and the StyleGAN2 trainer: tiny configs, CPU, seconds."""
+import json
+
+import pytest
+import torch
+
+from styleclip_utils.checkpoints import load_generator
+from styleclip_utils.train_stylegan2 import GANConfig, export_generator, train_stylegan2
+from styleclip_utils.training import batch_indices, read_log
+
+TINY = dict(size=16, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8}, batch=4, d_reg_every=2,
+            g_reg_every=2, ema_kimg=0.01)
+
+
+def toy_images(n=16, size=16, seed=0):
+    """Blobs of a few colours: easy to tell from a random generator's output."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    imgs = []
+    for _ in range(n):
+        cy, cx = torch.randint(4, size - 4, (2,), generator=g)
+        colour = torch.rand(3, 1, 1, generator=g)
+        mask = ((yy - cy) ** 2 + (xx - cx) ** 2 < 12).float()
+        imgs.append(colour * mask)
+    return (torch.stack(imgs) * 255).to(torch.uint8)
+
+
+def test_batch_indices_are_epoch_permutations():
+    seen = torch.cat([batch_indices(10, 5, s, seed=3) for s in range(2)])
+    assert sorted(seen.tolist()) == list(range(10))
+    assert torch.equal(batch_indices(10, 5, 7, seed=3), batch_indices(10, 5, 7, seed=3))
+    assert not torch.equal(batch_indices(10, 5, 2, seed=3), batch_indices(10, 5, 0, seed=3))
+    with pytest.raises(ValueError, match="larger than the dataset"):
+        batch_indices(3, 5, 0, seed=0)
+
+
+@pytest.mark.parametrize("pl_weight", [0.0, 2.0])
+def test_gan_resume_is_exact(tmp_path, pl_weight):
+    cfg = GANConfig(**TINY, pl_weight=pl_weight)
+    images = toy_images()
+    G_full, _ = train_stylegan2(images, tmp_path / "full", 5, cfg, seed=1, ckpt_every=100, progress=False)
+    # an interrupted run: 2 steps (checkpoint), then a new process-like start that resumes to 5
+    train_stylegan2(images, tmp_path / "cut", 2, cfg, seed=1, ckpt_every=100, progress=False)
+    G_res, trainer = train_stylegan2(images, tmp_path / "cut", 5, cfg, seed=1, ckpt_every=100, progress=False)
+    assert trainer.step == 5
+    for (k, a), b in zip(G_full.state_dict().items(), G_res.state_dict().values()):
+        assert torch.equal(a, b), k
+    last = {k: v for k, v in read_log(tmp_path / "full")[-1].items() if k != "seconds"}
+    assert last["step"] == 5 and last == {k: v for k, v in read_log(tmp_path / "cut")[-1].items() if k != "seconds"}
+
+
+def test_gan_learns_the_data_statistics_and_export_loads(tmp_path):
+    """40 steps move the generator's pixel mean/std most of the way to the (mostly black) toy data's."""
+    cfg = GANConfig(**TINY, flip=False)
+    real = toy_images().float() / 127.5 - 1
+    z = torch.randn(64, cfg.style_dim, generator=torch.Generator().manual_seed(5))
+
+    def gap(G):
+        with torch.no_grad():
+            x = G(z)
+        return (x.mean() - real.mean()).abs() + (x.std() - real.std()).abs()
+
+    torch.manual_seed(1)
+    before = gap(cfg.generator())  # the trainer's initial weights for seed 1
+    G, trainer = train_stylegan2(toy_images(), tmp_path / "run", 40, cfg, seed=1, progress=False)
+    assert gap(G) < 0.5 * before
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["kind"] == "stylegan2"
+    path = export_generator(G, tmp_path / "g.pt", n_mean=256)
+    G2 = load_generator(path)
+    assert G2.has_w_avg and G2.size == 16
+    assert torch.allclose(G2(z), G(z))
+
+
+def test_resume_refuses_another_config(tmp_path):
+    images = toy_images()
+    train_stylegan2(images, tmp_path / "run", 1, GANConfig(**TINY), progress=False)
+    with pytest.raises(ValueError, match="another config"):
+        train_stylegan2(images, tmp_path / "run", 2, GANConfig(**{**TINY, "batch": 8}), progress=False)
+
+
+def test_bad_images_rejected(tmp_path):
+    with pytest.raises(ValueError, match="uint8"):
+        train_stylegan2(torch.zeros(8, 3, 16, 16), tmp_path, 1, GANConfig(**TINY), progress=False)
