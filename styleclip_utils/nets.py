@@ -1,0 +1,102 @@
+"""The small SynthFaces networks that stand in for the real pipeline's ArcFace and attribute judges, and
+the config of the small CLIP (the very `clip.model.CLIP` class ViT-B/32 uses, at a small size).
+
+Every net takes images in [-1, 1] (the generator's range), any square size (resized to its input size).
+"""
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ConvNetConfig:
+    in_size: int = 64
+    width: int = 32          # channels of the first stage; doubled at each of the 4 stages
+    out_dim: int = 40        # classifier: number of attributes; identity net: embedding size
+
+
+def _block(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.MaxPool2d(2))
+
+
+class ConvNet(nn.Module):
+    """A plain VGG-style CNN: 4 stages of two 3×3 convs and a 2× pool, then global pooling and a linear
+    head. Small and fast on CPU, and ample for 64 px rendered faces."""
+
+    def __init__(self, cfg: ConvNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+        self.features = nn.Sequential(_block(3, w), _block(w, 2 * w), _block(2 * w, 4 * w), _block(4 * w, 8 * w))
+        self.head = nn.Linear(8 * w, cfg.out_dim)
+
+    def forward(self, img):
+        if img.shape[-1] != self.cfg.in_size:
+            img = F.interpolate(img, size=(self.cfg.in_size, self.cfg.in_size), mode="bilinear",
+                                align_corners=False, antialias=True)
+        return self.head(self.features(img).mean((2, 3)))
+
+
+class AttributeClassifier(ConvNet):
+    """Multi-label attribute judge: logits per attribute. The judge of edits — never an editing loss."""
+
+    def __init__(self, cfg: ConvNetConfig, attribute_names):
+        super().__init__(cfg)
+        if len(attribute_names) != cfg.out_dim:
+            raise ValueError(f"{len(attribute_names)} attribute names for out_dim {cfg.out_dim}")
+        self.attribute_names = list(attribute_names)
+
+    @torch.no_grad()
+    def predict(self, img, threshold=0.5):
+        """-> bool tensor [B, n_attributes]."""
+        return torch.sigmoid(self(img)) > threshold
+
+    def index(self, name):
+        if name not in self.attribute_names:
+            raise KeyError(f"unknown attribute {name!r}; known: {', '.join(self.attribute_names)}")
+        return self.attribute_names.index(name)
+
+
+class IdentityNet(ConvNet):
+    """Identity embedding with the real backbones' interface: image in, L2-normalised embedding out."""
+
+    def forward(self, img):
+        return F.normalize(super().forward(img), dim=1)
+
+
+class ArcMarginHead(nn.Module):
+    """ArcFace training head: cos(θ + m) for the true class, scaled by s (Deng et al., 2019)."""
+
+    def __init__(self, dim, n_classes, s=30.0, m=0.4):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_classes, dim) * 0.01)
+        self.s, self.m = s, m
+
+    def forward(self, emb, labels):
+        cos = F.linear(emb, F.normalize(self.weight, dim=1)).clamp(-1 + 1e-7, 1 - 1e-7)
+        target = torch.cos(torch.acos(cos.gather(1, labels[:, None])) + self.m)
+        return self.s * cos.scatter(1, labels[:, None], target)
+
+
+@dataclass
+class SmallCLIPConfig:
+    """Arguments of `clip.model.CLIP` (the class of ViT-B/32) for a small CLIP on 64 px faces."""
+    embed_dim: int = 128
+    image_resolution: int = 64
+    vision_layers: int = 4
+    vision_width: int = 192
+    vision_patch_size: int = 8
+    context_length: int = 32   # captions are short; ViT-B/32 uses 77
+    vocab_size: int = 49408    # clip.tokenize's BPE vocabulary
+    transformer_width: int = 128
+    transformer_heads: int = 4
+    transformer_layers: int = 3
+
+
+def small_clip(cfg: SmallCLIPConfig):
+    from clip.model import CLIP
+    return CLIP(**asdict(cfg))

@@ -1,0 +1,137 @@
+"""Trainers for the attribute classifier, the identity net and the small CLIP, on in-memory SynthFaces
+tensors (uint8 images [N, 3, S, S]). All use the shared `Trainer`: progress bar, loss log, atomic
+checkpoints, exact resume.
+"""
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+
+from .nets import ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
+from .training import Trainer, batch_indices
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def to_clip_input(img, resolution):
+    """[-1, 1] images -> CLIP's input: resized to `resolution`, normalised with CLIP's mean/std."""
+    if img.shape[-1] != resolution:
+        img = F.interpolate(img, size=(resolution, resolution), mode="bicubic", align_corners=False, antialias=True)
+    mean = torch.tensor(CLIP_MEAN, device=img.device).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=img.device).view(1, 3, 1, 1)
+    return ((img + 1) / 2 - mean) / std
+
+
+def augment(x, shift=3):
+    """Geometry-only augmentation (colour is an attribute, so no colour jitter): random translation by up
+    to `shift` px (edge-replicated), x-flip, and sometimes a blur, since generated faces are softer."""
+    B, _, H, W = x.shape
+    x = F.pad(x, [shift] * 4, mode="replicate")
+    dy, dx = torch.randint(0, 2 * shift + 1, (2,))
+    x = x[:, :, dy:dy + H, dx:dx + W]
+    flip = (torch.rand(B) < 0.5).to(x.device)
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if torch.rand(()) < 0.3:
+        k = torch.tensor([1.0, 2.0, 1.0], device=x.device)
+        k = (k[:, None] * k[None, :] / 16).expand(3, 1, 3, 3)
+        x = F.conv2d(F.pad(x, [1] * 4, mode="replicate"), k, groups=3)
+    return x
+
+
+def _batch(images, step, batch, seed, device):
+    idx = batch_indices(len(images), batch, step, seed)
+    return idx, images[idx].to(device).float() / 127.5 - 1
+
+
+def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0,
+                     device="cpu", ckpt_every=500, log_every=10, progress=True):
+    """Multi-label BCE on 0/1 attribute targets [N, A]. Returns (model, trainer)."""
+    cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=attrs.shape[1])
+    torch.manual_seed(seed)
+    model = AttributeClassifier(cfg, attribute_names).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    trainer = Trainer(out_dir, dict(model=model), dict(opt=opt),
+                      dict(kind="attribute_classifier", batch=batch, lr=lr, attributes=list(attribute_names),
+                           **asdict(cfg)), seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+
+    def step_fn(step):
+        model.train()
+        idx, x = _batch(images, step, batch, seed, device)
+        loss = F.binary_cross_entropy_with_logits(model(augment(x)), attrs[idx].to(device).float())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"bce": loss.item()}
+
+    trainer.run(step_fn, steps)
+    return model.eval(), trainer
+
+
+def train_identity(images, identities, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0, device="cpu",
+                   ckpt_every=500, log_every=10, progress=True):
+    """ArcFace margin loss over identity labels (any ints). Returns (embedding net, trainer)."""
+    classes, labels = torch.unique(torch.as_tensor(identities), return_inverse=True)
+    cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=128)
+    torch.manual_seed(seed)
+    model = IdentityNet(cfg).to(device)
+    head = ArcMarginHead(cfg.out_dim, len(classes)).to(device)
+    opt = torch.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=lr, weight_decay=1e-4)
+    trainer = Trainer(out_dir, dict(model=model, head=head), dict(opt=opt),
+                      dict(kind="identity_net", batch=batch, lr=lr, n_identities=len(classes), **asdict(cfg)),
+                      seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+
+    def step_fn(step):
+        model.train()
+        idx, x = _batch(images, step, batch, seed, device)
+        y = labels[idx].to(device)
+        logits = head(model(augment(x)), y)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"arcface": loss.item()}
+
+    trainer.run(step_fn, steps)
+    return model.eval(), trainer
+
+
+def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, seed=0, device="cpu",
+               ckpt_every=500, log_every=10, progress=True):
+    """Contrastive (InfoNCE both ways) on images and captions; `captions[i]` is a list of phrasings of
+    image i, one drawn per step. Returns (clip.model.CLIP, trainer)."""
+    import clip
+
+    cfg = cfg or SmallCLIPConfig(image_resolution=images.shape[-1])
+    torch.manual_seed(seed)
+    model = small_clip(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1, betas=(0.9, 0.98), eps=1e-6)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+    trainer = Trainer(out_dir, dict(model=model), dict(opt=opt, sched=sched),
+                      dict(kind="small_clip", batch=batch, lr=lr, **asdict(cfg)),
+                      seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+
+    def step_fn(step):
+        model.train()
+        idx, x = _batch(images, step, batch, seed, device)
+        picks = torch.randint(0, 1 << 30, (len(idx),))
+        texts = [captions[i][p % len(captions[i])] for i, p in zip(idx.tolist(), picks.tolist())]
+        tokens = clip.tokenize(texts, context_length=cfg.context_length, truncate=True).to(device)
+        img_f = F.normalize(model.encode_image(to_clip_input(augment(x), cfg.image_resolution)), dim=1)
+        txt_f = F.normalize(model.encode_text(tokens), dim=1)
+        logits = model.logit_scale.exp().clamp(max=100) * img_f @ txt_f.t()
+        # Captions of two images in a batch can be identical ("a photo of a man"): treat every image whose
+        # caption text matches as a positive, instead of forcing the one-hot diagonal.
+        same = torch.tensor([[a == b for b in texts] for a in texts], device=device, dtype=torch.float)
+        target = same / same.sum(1, keepdim=True)
+        loss = (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
+                + torch.sum(-target * F.log_softmax(logits.t(), 1), 1).mean()) / 2
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return {"contrastive": loss.item(), "logit_scale": model.logit_scale.exp().item()}
+
+    trainer.run(step_fn, steps)
+    return model.eval(), trainer
