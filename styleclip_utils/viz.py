@@ -1,0 +1,63 @@
+"""Figures the notebooks share: image grids with labels, bar charts, landmarks; saved reproducibly."""
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt  # headless: matplotlib falls back to Agg; in Jupyter: the inline backend
+import numpy as np
+import torch
+
+
+def to_uint8(img):
+    """[-1, 1] tensor [3, H, W] (or [B, 3, H, W]) or a PIL image -> uint8 HWC (BHWC) numpy array."""
+    if isinstance(img, torch.Tensor):
+        x = ((img.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return x.movedim(-3, -1).numpy()
+    return np.asarray(img.convert("RGB"))
+
+
+def image_grid(images, ncols=8, labels=None, title=None, cell=1.3, fontsize=6):
+    """A grid of images with an optional label under each (a string, or a list of lines)."""
+    n = len(images)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * cell, nrows * (cell + (0.25 if labels else 0))),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(to_uint8(images[i]))
+            if labels:
+                text = labels[i] if isinstance(labels[i], str) else "\n".join(labels[i])
+                ax.set_title(text, fontsize=fontsize, pad=2)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def bar_chart(names, values, title="", xlabel="", highlight=None, figsize=(10, 3)):
+    fig, ax = plt.subplots(figsize=figsize)
+    colors = ["tab:orange" if highlight and n in highlight else "tab:blue" for n in names]
+    ax.bar(range(len(names)), values, color=colors)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_ylabel(xlabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def draw_landmarks(ax, img, landmarks, color="lime"):
+    """Image with its 5 points (MTCNN order) and their names."""
+    ax.imshow(to_uint8(img))
+    pts = np.asarray(landmarks)
+    ax.scatter(pts[:, 0], pts[:, 1], s=8, c=color)
+    ax.axis("off")
+
+
+def save_figure(fig, path, dpi=110):
+    """PNG with no timestamp/version metadata (same figure -> same bytes), written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
