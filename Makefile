@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 # Unit tests, then nbval on the committed notebooks (only cells marked NBVAL_CHECK_OUTPUT are compared).
 test: $(STAMP)
 	$(PY) -m pytest tests -q
-	$(if $(DEMO_NOTEBOOKS),$(PY) -m pytest --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -q \
+	$(if $(DEMO_NOTEBOOKS),$(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -q \
 		$(addprefix notebooks/,$(addsuffix .ipynb,$(DEMO_NOTEBOOKS))))
 
 demo: $(STAMP)

@@ -2,6 +2,7 @@
 
     python -m styleclip_utils.runs 01_data_prep 03_latent_optimization       # what `make demo` does
     python -m styleclip_utils.runs 01_data_prep -p n_images 200 -p size 64  # override parameters
+    python -m styleclip_utils.runs 01_data_prep --inplace   # refresh the committed notebook's outputs
 
 The executed notebook is first written to a temp file and renamed, so a crash never leaves a half
 notebook that looks like a finished run; papermill's own error (the failing cell) is re-raised.
@@ -12,6 +13,8 @@ import json
 import os
 import sys
 import time
+
+from pathlib import Path
 
 from .paths import NOTEBOOKS_DIR, ROOT, RUNS_DIR
 
@@ -24,20 +27,29 @@ def notebook_path(name):
     return path
 
 
-def run_notebook(name, parameters=None, out_dir=None, progress=True):
-    """Run notebooks/<name>.ipynb with papermill -> path of the executed copy in out_dir (runs/<name>/)."""
+def run_notebook(name, parameters=None, out_dir=None, progress=True, inplace=False):
+    """Run notebooks/<name>.ipynb with papermill -> path of the executed copy in out_dir (runs/<name>/).
+
+    inplace=True writes the executed notebook back over notebooks/<name>.ipynb (to commit its outputs;
+    with no parameters, so no machine-specific value is injected)."""
     import papermill as pm
 
     src = notebook_path(name)
-    out_dir = out_dir or RUNS_DIR / src.stem
+    out_dir = Path(out_dir or RUNS_DIR / src.stem)
     os.makedirs(out_dir, exist_ok=True)
     parameters = dict(parameters or {})
-    parameters.setdefault("out_dir", str(out_dir))  # where the notebook writes its metrics/figures of the run
-    out = out_dir / src.name
-    tmp = out_dir / f".{src.stem}.running.ipynb"
+    if inplace and parameters:
+        raise ValueError("inplace runs take the committed parameters; do not pass parameters")
+    out = src if inplace else out_dir / src.name
+    tmp = out.parent / f".{src.stem}.running.ipynb"
     t0 = time.time()
     pm.execute_notebook(str(src), str(tmp), parameters=parameters, cwd=str(ROOT), progress_bar=progress,
                         kernel_name="python3")
+    if inplace:  # papermill records absolute paths of this machine: keep the committed file portable
+        import nbformat
+        nb = nbformat.read(tmp, as_version=4)
+        nb.metadata.papermill.update(input_path=src.name, output_path=src.name)
+        nbformat.write(nb, tmp)
     os.replace(tmp, out)
     record = dict(notebook=src.name, parameters=parameters, seconds=round(time.time() - t0, 1))
     (out_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
@@ -56,11 +68,12 @@ def main(argv=None):
     ap.add_argument("notebooks", nargs="+", help="names like 01_data_prep")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="override a parameter (Python literal) in every notebook run")
+    ap.add_argument("--inplace", action="store_true", help="execute into notebooks/ (committed outputs)")
     args = ap.parse_args(argv)
     params = {k: _parse_value(v) for k, v in args.p}
     for name in args.notebooks:
         t = time.time()
-        out = run_notebook(name, params)
+        out = run_notebook(name, params, inplace=args.inplace)
         print(f"{name}: {time.time() - t:.0f} s -> {out.relative_to(ROOT)}", flush=True)
 
 

@@ -51,6 +51,16 @@ EXTRA_ATTRIBUTES = (
 ALL_ATTRIBUTES = CELEBA_ATTRIBUTES + EXTRA_ATTRIBUTES
 CONSTANT_COLUMNS = ("Attractive", "Blurry")
 
+# The prompts this project edits with, and the column that says whether an edit worked. The first eight
+# are notebook 03's comparison; the rest are the mapper / global-direction prompts of the paper.
+PROMPT_ATTRIBUTES = {
+    "dark skin": "Dark_Skin", "freckles": "Freckles", "red lipstick": "Wearing_Lipstick",
+    "heavy makeup": "Heavy_Makeup", "thick moustache": "Mustache", "red hair": "Red_Hair",
+    "big lashes": "Big_Lashes", "curly hair": "Curly_Hair", "bald": "Bald", "smiling": "Smiling",
+    "eyeglasses": "Eyeglasses", "blond hair": "Blond_Hair", "gray hair": "Gray_Hair", "mohawk": "Mohawk",
+    "afro": "Afro", "bob-cut": "Bob_Cut", "surprised": "Surprised", "purple hair": "Purple_Hair",
+}
+
 HAIR_COLORS = {"black": (30, 26, 26), "brown": (110, 68, 38), "blond": (228, 194, 116),
                "gray": (182, 182, 186), "red": (204, 72, 30), "purple": (136, 58, 182)}
 HAIR_STYLES = ("straight", "wavy", "curly", "afro", "mohawk", "bob", "bangs", "bald")
@@ -1113,6 +1123,38 @@ def sample_grid(seeds=FIGURE_SEEDS, size=64, scale=3, cols=6):
             draw.text((x + 3, y + W + 1 + 12 * j), text, fill="black", font=font)
     return grid
 
+
+
+def photo_scene(seed, size=256, canvas=(1000, 800), scale=2.3, angle=12.0, center=None):
+    """A SynthFaces face pasted, rotated by `angle` degrees (counter-clockwise on screen) and scaled, into
+    a larger photo-like image (gradient, sensor noise, coloured clutter): the offline stand-in for a
+    user's photo in the alignment demo and tests.
+
+    Returns (photo, landmarks): the face's 5 MTCNN-order points in the photo, in align.py's convention
+    (pixel centres at integers).
+    """
+    rng = np.random.default_rng([seed, 7])
+    w, h = canvas
+    yy, xx = np.mgrid[:h, :w] / max(w, h)
+    base = np.stack([90 + 80 * xx, 110 + 60 * yy, 140 - 50 * xx * yy], -1)
+    photo = Image.fromarray(np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(photo)
+    for _ in range(25):
+        x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+        box = [x0, y0, x0 + rng.uniform(20, 200), y0 + rng.uniform(20, 200)]
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=tuple(int(v) for v in rng.integers(30, 230, 3)))
+
+    img, landmarks, _ = sample_face(seed, size)
+    t = np.deg2rad(-angle)  # image y points down: a negative angle turns counter-clockwise on screen
+    rot = scale * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    shift = np.asarray(center or (w / 2, h / 2), np.float64) - rot @ (np.array(img.size) / 2)
+    inv = np.linalg.inv(rot)
+    off = -inv @ shift
+    data = (inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1])  # photo -> face, as PIL wants
+    warped = img.transform(photo.size, Image.AFFINE, data, Image.BICUBIC)
+    mask = Image.new("L", img.size, 255).transform(photo.size, Image.AFFINE, data, Image.BILINEAR)
+    # SynthFaces landmarks are continuous coords (pixel i spans [i, i+1)); the photo's are pixel centres
+    return Image.composite(warped, photo, mask), landmarks.astype(np.float64) @ rot.T + shift - 0.5
 
 # ----------------------------------------------------------------------------------------------------
 # Dataset writer (CelebAMask-HQ layout)

@@ -60,4 +60,10 @@ def save_figure(fig, path, dpi=110):
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
     os.replace(tmp, path)
-    return path
+
+
+def attribute_labels(attrs, names, k=3, prefer=()):
+    """Up to k names of the attributes that are on (attrs: 0/1 per name), `prefer`red ones first."""
+    on = [n for n, v in zip(names, attrs) if float(v) > 0.5]
+    ordered = [n for n in prefer if n in on] + [n for n in on if n not in prefer]
+    return [n.replace("_", " ").lower() for n in ordered[:k]]
