@@ -65,6 +65,17 @@ def unflatten(flat):
     return out
 
 
+def flatten(nested):
+    """The inverse of `unflatten`."""
+    flat = {}
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 def _strip(sd, prefix):
     return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
 

@@ -1125,36 +1125,44 @@ def sample_grid(seeds=FIGURE_SEEDS, size=64, scale=3, cols=6):
 
 
 
-def photo_scene(seed, size=256, canvas=(1000, 800), scale=2.3, angle=12.0, center=None):
-    """A SynthFaces face pasted, rotated by `angle` degrees (counter-clockwise on screen) and scaled, into
-    a larger photo-like image (gradient, sensor noise, coloured clutter): the offline stand-in for a
-    user's photo in the alignment demo and tests.
-
-    Returns (photo, landmarks): the face's 5 MTCNN-order points in the photo, in align.py's convention
-    (pixel centres at integers).
-    """
-    rng = np.random.default_rng([seed, 7])
-    w, h = canvas
+def photo_background(w, h, seed=0):
+    """A photo-like backdrop: colour gradient, sensor-like noise and coloured clutter."""
+    rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:h, :w] / max(w, h)
     base = np.stack([90 + 80 * xx, 110 + 60 * yy, 140 - 50 * xx * yy], -1)
-    photo = Image.fromarray(np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(photo)
+    img = Image.fromarray(np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
     for _ in range(25):
         x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
         box = [x0, y0, x0 + rng.uniform(20, 200), y0 + rng.uniform(20, 200)]
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=tuple(int(v) for v in rng.integers(30, 230, 3)))
+        colour = tuple(int(v) for v in rng.integers(30, 230, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=colour)
+    return img
 
-    img, landmarks, _ = sample_face(seed, size)
+
+def paste_face(photo, img, scale, angle, center):
+    """Paste `img` into `photo` rotated by `angle` degrees (counter-clockwise on screen), scaled, its
+    centre at `center`. Returns the new photo and the map of points img -> photo (pixel centres at
+    integers, align.py's convention, on both sides)."""
     t = np.deg2rad(-angle)  # image y points down: a negative angle turns counter-clockwise on screen
     rot = scale * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
-    shift = np.asarray(center or (w / 2, h / 2), np.float64) - rot @ (np.array(img.size) / 2)
+    shift = np.asarray(center, np.float64) - rot @ (np.array(img.size) / 2)  # continuous coords
     inv = np.linalg.inv(rot)
     off = -inv @ shift
-    data = (inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1])  # photo -> face, as PIL wants
+    data = (inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1])  # photo -> img, as PIL wants
     warped = img.transform(photo.size, Image.AFFINE, data, Image.BICUBIC)
     mask = Image.new("L", img.size, 255).transform(photo.size, Image.AFFINE, data, Image.BILINEAR)
-    # SynthFaces landmarks are continuous coords (pixel i spans [i, i+1)); the photo's are pixel centres
-    return Image.composite(warped, photo, mask), landmarks.astype(np.float64) @ rot.T + shift - 0.5
+    to_photo = lambda p: (np.asarray(p, np.float64) + 0.5) @ rot.T + shift - 0.5  # noqa: E731
+    return Image.composite(warped, photo, mask), to_photo
+
+
+def photo_scene(seed, size=256, canvas=(1000, 800), scale=2.3, angle=12.0, center=(520, 390), background_seed=0):
+    """A SynthFaces face pasted, rotated and scaled, into a larger photo-like image: the offline stand-in
+    for a user's photo in the alignment demo and tests. Returns (photo, the face's 5 MTCNN-order points
+    in the photo, in align.py's convention: pixel centres at integers)."""
+    img, landmarks, _ = sample_face(seed, size)
+    photo, to_photo = paste_face(photo_background(*canvas, seed=background_seed), img, scale, angle, center)
+    return photo, to_photo(landmarks.astype(np.float64) - 0.5)  # SynthFaces: pixel i spans [i, i + 1)
 
 # ----------------------------------------------------------------------------------------------------
 # Dataset writer (CelebAMask-HQ layout)

@@ -1,4 +1,5 @@
 """Classifier, identity net and small CLIP trainers on tiny synthetic data: they learn, and resume exactly."""
+import pytest
 import torch
 
 from styleclip_utils.nets import ConvNetConfig, SmallCLIPConfig
@@ -78,3 +79,15 @@ def test_clip_input_normalisation():
     assert out.shape == (1, 3, 16, 16)
     assert torch.allclose(out[0, :, 0, 0], torch.tensor([-0.48145466 / 0.26862954, -0.4578275 / 0.26130258,
                                                          -0.40821073 / 0.27577711]), atol=1e-4)
+
+
+def test_verification_pairs_and_threshold():
+    from styleclip_utils.evaluate import best_threshold, verification_pairs
+    ids = torch.tensor([0, 0, 1, 1, 2, 2, 2])
+    same, diff = verification_pairs(ids, 20, seed=0)
+    assert (ids[same[:, 0]] == ids[same[:, 1]]).all() and (same[:, 0] != same[:, 1]).all()
+    assert (ids[diff[:, 0]] != ids[diff[:, 1]]).all()
+    assert torch.equal(verification_pairs(ids, 20, seed=0)[0], same)
+    with pytest.raises(ValueError, match="at least two identities"):
+        verification_pairs(torch.tensor([4, 4, 4]), 5)
+    assert best_threshold(torch.tensor([0.9, 0.8, 0.7]), torch.tensor([0.1, 0.75, 0.2])) == pytest.approx(0.7)

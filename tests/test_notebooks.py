@@ -4,7 +4,10 @@ import json
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
+import torch
+
 from styleclip_utils.runs import run_notebook
+from styleclip_utils.synthfaces import PROMPT_ATTRIBUTES
 from test_datasets import make_celeba
 
 
@@ -43,3 +46,24 @@ def test_01_rejects_bad_parameters(tmp_path, params, message):
     with pytest.raises(PapermillExecutionError, match=message):
         run_notebook("01_data_prep", dict(params, out_dir=str(tmp_path)), out_dir=tmp_path, progress=False)
     assert not (tmp_path / "01_data_prep.ipynb").exists()  # a failed run leaves no finished-looking notebook
+
+
+def test_00_trains_and_ships_loadable_models(tmp_path):
+    """Tiny budgets: the point is the wiring (train -> evaluate -> save -> load), not the quality."""
+    params = dict(n_images=200, size=32, batch_nets=16, steps_classifier=3, steps_identity=3, steps_clip=3, steps_gan=2,
+                  batch_gan=4, gan_channels=16, eval_images=8, weights_dir=str(tmp_path / "w"),
+                  out_dir=str(tmp_path / "run"))
+    run_notebook("00_train_synthfaces_models", params, out_dir=tmp_path / "run", progress=False)
+    from styleclip_utils import models
+    records = {n: models.read_record(n, tmp_path / "w") for n in models.NAMES}
+    assert records["generator"]["steps"] == 2 and "relative_error" in records["generator"]["metrics"]
+    assert set(records["clip"]["metrics"]["zero_shot"]) <= set(PROMPT_ATTRIBUTES)
+    G = models.load_generator(root=tmp_path / "w")
+    assert G.size == 32 and G.has_w_avg
+    judge = models.load_classifier(root=tmp_path / "w")
+    assert judge.attribute_names == records["classifier"]["attributes"]
+    clip_model = models.load_clip(root=tmp_path / "w")
+    assert clip_model.visual.input_resolution == 32
+    assert models.load_identity_net(root=tmp_path / "w")(G(torch.randn(2, G.style_dim))).shape == (2, 128)
+    for name in ("samples.png", "truncation.png", "style_mixing.png", "summary.json"):
+        assert (tmp_path / "run" / name).exists()

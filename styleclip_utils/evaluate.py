@@ -1,0 +1,126 @@
+"""The measurements behind the SynthFaces models' quality bars and, later, behind every edit: attribute
+accuracy, CLIP zero-shot accuracy, identity verification with a calibrated threshold, and attribute
+frequencies of generated faces."""
+import torch
+import torch.nn.functional as F
+
+from .synthfaces import PROMPT_ATTRIBUTES
+from .train_nets import to_clip_input
+
+NEUTRAL_TEXT = "a photo of a face"
+
+
+def _batches(images, batch):
+    for i in range(0, len(images), batch):
+        yield images[i:i + batch].float() / 127.5 - 1  # uint8 -> [-1, 1]
+
+
+@torch.no_grad()
+def predict_attributes(classifier, images, batch=256, device="cpu"):
+    """uint8 images [N, 3, S, S] -> bool [N, A]."""
+    return torch.cat([classifier.predict(x.to(device)).cpu() for x in _batches(images, batch)])
+
+
+def classifier_accuracy(classifier, images, attrs, batch=256, device="cpu", min_frequency=0.05):
+    """Per-attribute accuracy, and the mean over attributes present in >= min_frequency of the images
+    (a constant column is trivially 'accurate' and would flatter the mean)."""
+    pred = predict_attributes(classifier, images, batch, device)
+    acc = (pred == attrs.bool()).float().mean(0)
+    freq = attrs.float().mean(0)
+    frequent = (freq >= min_frequency) & (freq <= 1 - min_frequency)
+    per = {n: round(float(a), 4) for n, a in zip(classifier.attribute_names, acc)}
+    return per, float(acc[frequent].mean())
+
+
+@torch.no_grad()
+def clip_text_features(model, texts, context_length, device="cpu"):
+    import clip
+    tokens = clip.tokenize(texts, context_length=context_length, truncate=True).to(device)
+    return F.normalize(model.encode_text(tokens).float(), dim=1)
+
+
+@torch.no_grad()
+def clip_image_features(model, images, batch=256, device="cpu"):
+    res = model.visual.input_resolution
+    return torch.cat([F.normalize(model.encode_image(to_clip_input(x.to(device), res)).float(), dim=1).cpu()
+                      for x in _batches(images, batch)])
+
+
+def clip_zero_shot(model, images, attrs, attribute_names, prompts=PROMPT_ATTRIBUTES, device="cpu"):
+    """For each prompt, does CLIP find images with the attribute closer to "a photo of a face with <prompt>"
+    than to the neutral "a photo of a face", and images without it not? Balanced accuracy (mean of the
+    rates on positives and negatives) per prompt: the decision a CLIP-guided edit relies on."""
+    ctx = model.context_length
+    img_f = clip_image_features(model, images, device=device)
+    neutral = clip_text_features(model, [NEUTRAL_TEXT], ctx, device).cpu()[0]
+    out = {}
+    for prompt, column in prompts.items():
+        if column not in attribute_names:
+            continue
+        target = clip_text_features(model, [f"{NEUTRAL_TEXT} with {prompt}"], ctx, device).cpu()[0]
+        says = img_f @ target > img_f @ neutral
+        truth = attrs[:, attribute_names.index(column)].bool()
+        if truth.all() or not truth.any():
+            continue
+        out[prompt] = round(float((says[truth].float().mean() + (~says[~truth]).float().mean()) / 2), 4)
+    return out
+
+
+@torch.no_grad()
+def embed(id_net, images, batch=256, device="cpu"):
+    return torch.cat([id_net(x.to(device)).cpu() for x in _batches(images, batch)])
+
+
+def verification_pairs(identities, n_pairs, seed=0):
+    """n_pairs same-identity and n_pairs different-identity index pairs, deterministic from seed."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.as_tensor(identities)
+    by_id = {int(i): torch.nonzero(ids == i).flatten() for i in torch.unique(ids)}
+    multi = [i for i, rows in by_id.items() if len(rows) > 1]
+    if not multi or len(by_id) < 2:
+        raise ValueError(f"verification needs at least two identities, one of them with two images; got "
+                         f"{len(by_id)} identities ({len(multi)} with several images): use more images")
+    same, diff = [], []
+    while len(same) < n_pairs:
+        rows = by_id[multi[int(torch.randint(len(multi), (1,), generator=g))]]
+        a, b = rows[torch.randperm(len(rows), generator=g)[:2]]
+        same.append((int(a), int(b)))
+    while len(diff) < n_pairs:
+        a, b = torch.randint(len(ids), (2,), generator=g)
+        if ids[a] != ids[b]:
+            diff.append((int(a), int(b)))
+    return torch.tensor(same), torch.tensor(diff)
+
+
+def best_threshold(sim_same, sim_diff):
+    """The cosine threshold with the best accuracy on these pairs (candidates: every observed value)."""
+    cands = torch.cat([sim_same, sim_diff]).sort().values
+    acc = torch.stack([((sim_same >= t).float().sum() + (sim_diff < t).float().sum()) for t in cands])
+    return float(cands[int(acc.argmax())])
+
+
+def identity_verification(id_net, calib_images, calib_ids, test_images, test_ids, n_pairs=1000, seed=0,
+                          device="cpu"):
+    """Calibrate the same-person cosine threshold on one set of identities (e.g. train), report
+    verification accuracy on pairs of *other* identities (the test split's). -> (accuracy, threshold)."""
+    def sims(images, ids, s):
+        emb = embed(id_net, images, device=device)
+        same, diff = verification_pairs(ids, n_pairs, s)
+        return (emb[same[:, 0]] * emb[same[:, 1]]).sum(1), (emb[diff[:, 0]] * emb[diff[:, 1]]).sum(1)
+
+    threshold = best_threshold(*sims(calib_images, calib_ids, seed))
+    s_same, s_diff = sims(test_images, test_ids, seed + 1)
+    acc = ((s_same >= threshold).float().sum() + (s_diff < threshold).float().sum()) / (2 * n_pairs)
+    return float(acc), threshold
+
+
+@torch.no_grad()
+def generated_attribute_frequencies(G, classifier, n=2000, batch=100, truncation_psi=1.0, seed=0, device="cpu"):
+    """Share of n generated faces (random noise, seeded) on which the classifier sees each attribute."""
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.zeros(len(classifier.attribute_names))
+    for start in range(0, n, batch):
+        z = torch.randn(min(batch, n - start), G.style_dim, generator=g).to(device)
+        img = G.synthesis(G.broadcast(G.mapping(z, truncation_psi)), noise_mode="const")
+        counts += classifier.predict(img).float().sum(0).cpu()
+    return {name: round(float(c) / n, 4) for name, c in zip(classifier.attribute_names, counts)}

@@ -1,0 +1,95 @@
+"""The SynthFaces model zoo: the small generator, CLIP, identity net and attribute classifier that the
+project trains on SynthFaces (notebook 00) and ships in `data/weights/synthfaces/`.
+
+Each model is two files: `<name>.safetensors` (weights) and `<name>.json` (the record: config, steps,
+seed, wall time, device, commit, metrics). One call loads each:
+
+    G = load_generator()            # rosinality-layout Generator with its average w
+    clip_model = load_clip()        # clip.model.CLIP (the class of ViT-B/32)
+    id_net = load_identity_net()    # image in [-1, 1] -> L2-normalised embedding
+    judge = load_classifier()       # attribute logits; the judge of edits, never an editing loss
+"""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from . import checkpoints
+from .nets import AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
+from .paths import ROOT, WEIGHTS_DIR
+
+SYNTHFACES_DIR = WEIGHTS_DIR / "synthfaces"
+NAMES = ("generator", "clip", "identity", "classifier")
+
+
+class MissingModelError(FileNotFoundError):
+    """A SynthFaces model file is not there."""
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def save_model(name, state_dict, record, root=None, half=()):
+    """Write `<name>.safetensors` and `<name>.json` atomically. Keys in `half` are stored as float16 (the
+    small CLIP's 49408-row token table would otherwise dominate the repo's weight budget)."""
+    root = Path(root or SYNTHFACES_DIR)
+    root.mkdir(parents=True, exist_ok=True)
+    tensors = {k: (v.half() if k in half else v).detach().cpu().contiguous() for k, v in state_dict.items()}
+    record = dict(record, name=name, commit=record.get("commit") or git_commit(), float16_keys=sorted(half))
+    for path, write in ((root / f"{name}.safetensors", lambda p: save_file(tensors, str(p))),
+                        (root / f"{name}.json", lambda p: p.write_text(json.dumps(record, indent=1) + "\n"))):
+        tmp = path.with_name(f".{path.name}.tmp")
+        write(tmp)
+        os.replace(tmp, path)
+    return root / f"{name}.safetensors"
+
+
+def read_record(name, root=None):
+    path = Path(root or SYNTHFACES_DIR) / f"{name}.json"
+    if not path.exists():
+        raise MissingModelError(f"no SynthFaces {name} record at {path}. The shipped weights live in "
+                                f"data/weights/synthfaces/; notebooks/00_train_synthfaces_models.ipynb makes them.")
+    return json.loads(path.read_text())
+
+
+def _load(name, root):
+    record = read_record(name, root)
+    sd = checkpoints.flatten(checkpoints.load_checkpoint(Path(root or SYNTHFACES_DIR) / f"{name}.safetensors"))
+    return record, {k: v.float() for k, v in sd.items()}  # float16-stored keys back to float32
+
+
+def _finish(model, sd, name, device):
+    checkpoints.check_state_dict(model, sd, what=f"SynthFaces {name}")
+    model.load_state_dict(sd)
+    return model.eval().requires_grad_(False).to(device)
+
+
+def load_generator(device="cpu", root=None):
+    path = Path(root or SYNTHFACES_DIR) / "generator.safetensors"
+    read_record("generator", root)  # a clear error when missing
+    return checkpoints.load_generator(path, device=device)
+
+
+def load_clip(device="cpu", root=None):
+    record, sd = _load("clip", root)
+    cfg = SmallCLIPConfig(**record["config"])
+    return _finish(small_clip(cfg), sd, "clip", device)
+
+
+def load_identity_net(device="cpu", root=None):
+    record, sd = _load("identity", root)
+    return _finish(IdentityNet(ConvNetConfig(**record["config"])), sd, "identity", device)
+
+
+def load_classifier(device="cpu", root=None):
+    record, sd = _load("classifier", root)
+    model = AttributeClassifier(ConvNetConfig(**record["config"]), record["attributes"])
+    return _finish(model, sd, "classifier", device)
