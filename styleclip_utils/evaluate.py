@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from .synthfaces import PROMPT_ATTRIBUTES
-from .train_nets import to_clip_input
+from .clip_loss import to_clip_input
 
 NEUTRAL_TEXT = "a photo of a face"
 

@@ -7,21 +7,9 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 
+from .clip_loss import to_clip_input
 from .nets import ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
 from .training import Trainer, batch_indices
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def to_clip_input(img, resolution):
-    """[-1, 1] images -> CLIP's input: resized to `resolution`, normalised with CLIP's mean/std."""
-    if img.shape[-1] != resolution:
-        img = F.interpolate(img, size=(resolution, resolution), mode="bicubic", align_corners=False, antialias=True)
-    mean = torch.tensor(CLIP_MEAN, device=img.device).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD, device=img.device).view(1, 3, 1, 1)
-    return ((img + 1) / 2 - mean) / std
-
 
 def augment(x, shift=3):
     """Geometry-only augmentation (colour is an attribute, so no colour jitter): random translation by up

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from styleclip_utils.nets import ConvNetConfig, SmallCLIPConfig
-from styleclip_utils.train_nets import to_clip_input, train_classifier, train_clip, train_identity
+from styleclip_utils.clip_loss import to_clip_input
+from styleclip_utils.train_nets import train_classifier, train_clip, train_identity
 from styleclip_utils.training import read_log
 
 TINY_NET = ConvNetConfig(in_size=16, width=8, out_dim=2)

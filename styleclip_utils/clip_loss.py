@@ -1,0 +1,68 @@
+"""CLIP loss for any `clip.model.CLIP` (ViT-B/32 from the registry, or the small SynthFaces CLIP):
+1 − cosine between the image and each prompt, per image and prompt.
+
+The generator's [-1, 1] output is resized to CLIP's input and normalised with CLIP's mean/std. The
+official StyleCLIP code instead upsamples ×7 (nearest), average-pools down to 224 and feeds the [-1, 1]
+image with no normalisation (a known, unfixed bug, REFERENCE.md); `official_preprocess=True` reproduces it
+for comparison with published numbers.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def to_clip_input(img, resolution):
+    """[-1, 1] images -> CLIP's input: resized to `resolution`, normalised with CLIP's mean/std."""
+    if img.shape[-1] != resolution:
+        img = F.interpolate(img, size=(resolution, resolution), mode="bicubic", align_corners=False, antialias=True)
+    mean = torch.tensor(CLIP_MEAN, device=img.device, dtype=img.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=img.device, dtype=img.dtype).view(1, 3, 1, 1)
+    return ((img + 1) / 2 - mean) / std
+
+
+def official_clip_input(img, resolution):
+    """StyleCLIP's preprocessing: nearest ×7 then average pooling to `resolution`, no normalisation."""
+    size = img.shape[-1]
+    if (7 * size) % resolution:
+        raise ValueError(f"official preprocessing needs 7·{size} divisible by {resolution}")
+    return F.avg_pool2d(F.interpolate(img, scale_factor=7, mode="nearest"), kernel_size=7 * size // resolution)
+
+
+def load_vit_b32(device="cpu", **fetch_kwargs):
+    """The real CLIP ViT-B/32 from the registry's cache (clip.load reads the TorchScript archive's weights)."""
+    import clip
+
+    from .registry import fetch
+    model, _ = clip.load(str(fetch("clip-vit-b-32", **fetch_kwargs)), device=device, jit=False)
+    return model.float().eval().requires_grad_(False)
+
+
+class CLIPLoss(nn.Module):
+    """loss(img, prompt_index=None) -> [B, P] (every image against every prompt), or [B] when
+    prompt_index [B] says which prompt each image is edited towards."""
+
+    def __init__(self, model, prompts, official_preprocess=False):
+        super().__init__()
+        import clip
+
+        self.model = model.eval().requires_grad_(False)
+        self.prompts = list(prompts)
+        self.official = official_preprocess
+        self.resolution = model.visual.input_resolution
+        device = next(model.parameters()).device
+        tokens = clip.tokenize(self.prompts, context_length=model.context_length, truncate=True).to(device)
+        with torch.no_grad():
+            self.register_buffer("text", F.normalize(model.encode_text(tokens).float(), dim=1))
+
+    def image_features(self, img):
+        x = official_clip_input(img, self.resolution) if self.official else to_clip_input(img, self.resolution)
+        return F.normalize(self.model.encode_image(x).float(), dim=1)
+
+    def forward(self, img, prompt_index=None):
+        cos = self.image_features(img) @ self.text.t()  # [B, P]
+        if prompt_index is None:
+            return 1 - cos
+        return 1 - cos.gather(1, torch.as_tensor(prompt_index, device=cos.device).view(-1, 1))[:, 0]
