@@ -27,6 +27,12 @@ def augment(x, shift=3):
     return x
 
 
+def _descend(opt, loss):
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def _batch(images, step, batch, seed, device):
     idx = batch_indices(len(images), batch, step, seed)
     return idx, images[idx].to(device).float() / 127.5 - 1
@@ -47,9 +53,7 @@ def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, b
         model.train()
         idx, x = _batch(images, step, batch, seed, device)
         loss = F.binary_cross_entropy_with_logits(model(augment(x)), attrs[idx].to(device).float())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _descend(opt, loss)
         return {"bce": loss.item()}
 
     trainer.run(step_fn, steps)
@@ -75,9 +79,7 @@ def train_identity(images, identities, out_dir, steps, cfg=None, batch=64, lr=2e
         y = labels[idx].to(device)
         logits = head(model(augment(x)), y)
         loss = F.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _descend(opt, loss)
         return {"arcface": loss.item()}
 
     trainer.run(step_fn, steps)
@@ -115,9 +117,7 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
         target = same / same.sum(1, keepdim=True)
         loss = (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
                 + torch.sum(-target * F.log_softmax(logits.t(), 1), 1).mean()) / 2
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _descend(opt, loss)
         sched.step()
         return {"contrastive": loss.item(), "logit_scale": model.logit_scale.exp().item()}
 
