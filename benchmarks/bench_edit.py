@@ -1,0 +1,78 @@
+"""Latent-optimisation speed: seconds per step and per 300-step w+ edit (one image, one prompt), for the
+SynthFaces preset (64 px generator + small CLIP + identity net) and the real pipeline's shapes (1024 px
+config-f generator + ViT-B/32 + IR-SE50), with random weights: same compute as the real files.
+
+    python benchmarks/bench_edit.py                 # both presets; 1024 only timed on a GPU unless --cpu-1024
+    python benchmarks/bench_edit.py --steps 20      # fewer timed steps (the per-edit figure is extrapolated)
+Target (issue 5): a 300-step w+ edit at 1024 px in <= 5 s on an H100 (the paper: 98 s on a GTX 1080 Ti).
+"""
+import argparse
+import time
+
+import torch
+
+from styleclip_utils.clip_loss import CLIPLoss
+from styleclip_utils.identity import Backbone, IDLoss
+from styleclip_utils.nets import ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
+from styleclip_utils.optimize import EditConfig, edit
+from styleclip_utils.stylegan2 import Generator
+
+VIT_B32 = SmallCLIPConfig(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
+                          vision_patch_size=32, context_length=77, transformer_width=512, transformer_heads=8,
+                          transformer_layers=12)
+
+
+def build(preset, device):
+    torch.manual_seed(0)
+    if preset == "synthfaces":
+        G = Generator(64, 256, 4, channels={4: 256, 8: 256, 16: 256, 32: 128, 64: 64})
+        clip_model = small_clip(SmallCLIPConfig())
+        id_loss = IDLoss("synthfaces", IdentityNet(ConvNetConfig(out_dim=128)))
+    else:
+        G = Generator(1024)
+        clip_model = small_clip(VIT_B32)
+        id_loss = IDLoss("arcface", Backbone(50, "ir_se"))
+    G = G.to(device).eval().requires_grad_(False)
+    return G, CLIPLoss(clip_model.to(device), ["red hair"]), id_loss.to(device)
+
+
+def bench(preset, device, steps, mode):
+    G, clip_loss, id_loss = build(preset, device)
+    ws = G.broadcast(G.mapping(torch.randn(1, G.style_dim, device=device)))
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
+    cfg = EditConfig(space="w+", steps=steps)
+    edit(G, clip_loss, [0], ws, EditConfig(space="w+", steps=2), id_loss=id_loss, progress=False)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    edit(G, clip_loss, [0], ws, cfg, id_loss=id_loss, progress=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    per_step = (time.perf_counter() - t) / steps
+    return dict(preset=preset, device=device.type, mode=mode, step_s=per_step, edit_300_s=300 * per_step)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=30, help="timed steps per configuration")
+    ap.add_argument("--cpu-1024", action="store_true", help="also time the 1024 preset on CPU (slow: ~10 s/step)")
+    args = ap.parse_args()
+    rows = []
+    for device in [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else []):
+        for preset in ("synthfaces", "ffhq-1024"):
+            if preset == "ffhq-1024" and device.type == "cpu" and not args.cpu_1024:
+                continue
+            for mode in (["fp32", "tf32"] if device.type == "cuda" else ["fp32"]):
+                steps = min(args.steps, 3) if device.type == "cpu" and preset != "synthfaces" else args.steps
+                rows.append(bench(preset, device, steps, mode))
+                print(f"  measured {preset} {device.type} {mode}: {rows[-1]['step_s'] * 1000:.0f} ms/step", flush=True)
+    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} CPU threads, GPU: "
+          f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
+    print("| preset | device | mode | s/step | s per 300-step w+ edit |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['preset']} | {r['device']} | {r['mode']} | {r['step_s']:.3f} | {r['edit_300_s']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
