@@ -75,6 +75,11 @@ REGISTRY = {f.name: f for f in [
         "facenet-pytorch InceptionResnetV1 trained on VGGFace2 (identity embeddings, 160 px input)",
         "facenet-pytorch GitHub release v2.2.9",
         url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt"),
+    PretrainedFile(
+        "lpips-alexnet", "alexnet-owt-7be5be79.pth",
+        "torchvision AlexNet (ImageNet), the backbone of LPIPS(net='alex'); lpips ships only its linear heads",
+        "torchvision model zoo (its file name holds the first 8 hex digits of its sha256)",
+        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
 ]}
 
 

@@ -113,3 +113,56 @@ def test_clip_loss_per_prompt_and_preprocessing(loss):
     assert not torch.allclose(to_clip_input(img, 32), img)  # ours normalises with CLIP's mean/std
     with pytest.raises(ValueError, match="divisible"):
         official_clip_input(img, 30)
+
+
+class FixedJudge(torch.nn.Module):
+    """A stand-in classifier: attribute k is 'seen' when channel k % 3 of the image is bright."""
+
+    def __init__(self, names):
+        super().__init__()
+        self.attribute_names = names
+
+    def index(self, name):
+        return self.attribute_names.index(name)
+
+    def predict(self, img):
+        return torch.stack([img[:, k % 3].mean((1, 2)) > 0 for k in range(len(self.attribute_names))], 1)
+
+
+def test_edit_metrics_and_success_tracker():
+    from styleclip_utils.edit_metrics import SuccessTracker, edit_metrics, expected_changes
+
+    names = ["Red_Hair", "Black_Hair", "Smiling", "Eyeglasses"]
+    assert expected_changes("Red_Hair", names) == [0, 1]  # hair colours exclude each other
+    assert expected_changes("Eyeglasses", names) == [3]
+    judge = FixedJudge(names)
+    before = -torch.ones(2, 3, 8, 8)
+    after = before.clone()
+    after[:, 0] = 1.0          # channel 0 bright: Red_Hair and Eyeglasses (index 3 -> channel 0) appear
+    id_net = lambda img: torch.nn.functional.normalize(img.flatten(1), dim=1)  # noqa: E731
+    m = edit_metrics(judge, id_net, before, after, ["Red_Hair", "Smiling"], id_threshold=0.5)
+    assert m["success"].tolist() == [True, False] and m["had_it"].tolist() == [False, False]
+    # item 0: other columns Smiling, Eyeglasses -> Eyeglasses flipped: 1/2 kept; item 1: Red, Black, Glasses
+    # -> Red and Eyeglasses flipped: 1/3 kept
+    assert torch.allclose(m["preservation"], torch.tensor([1 / 2, 1 / 3]))
+    assert m["id_similarity"].shape == (2,) and torch.isnan(m["lpips"]).all()
+    track = SuccessTracker(judge, ["Red_Hair", "Smiling"], every=1)
+    track(0, before)
+    track(1, after)
+    assert track.first.tolist() == [2, -1]
+
+
+def test_lpips_backbone_from_the_registry(tmp_path, monkeypatch):
+    import torchvision
+
+    from styleclip_utils import registry
+    from styleclip_utils.edit_metrics import load_lpips
+    monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path))
+    assert load_lpips(download_missing=False) is None  # offline: n/a, no hidden download
+    torch.manual_seed(0)
+    alex = torchvision.models.alexnet()
+    torch.save(alex.state_dict(), tmp_path / "alexnet-owt-7be5be79.pth")
+    model = load_lpips()
+    assert torch.equal(getattr(model.net.slice2, "3").weight, alex.features[3].weight)  # names = feature indices
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert model(x, x).abs().max() < 1e-6 and model(x, x.flip(0)).min() > 0
