@@ -4,10 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# Notebooks that `make demo` runs (SynthFaces, shipped weights, no training), in order, if present.
-DEMO_NOTEBOOKS := $(basename $(notdir $(wildcard $(addprefix notebooks/,\
-	01_data_prep.ipynb 02_e4e_inversion.ipynb 03_latent_optimization.ipynb \
-	04_latent_mapper.ipynb 05_global_directions.ipynb))))
+# Notebooks that `make demo` runs (SynthFaces, shipped weights, no training), in order. 02-05 need the
+# SynthFaces weights that notebook 00 produces: until data/weights/synthfaces/ holds them, only 01 runs.
+WEIGHTS := $(wildcard data/weights/synthfaces/generator.safetensors)
+DEMO_NOTEBOOKS := $(basename $(notdir $(wildcard notebooks/01_data_prep.ipynb \
+	$(if $(WEIGHTS),$(wildcard notebooks/0[2-5]_*.ipynb)))))
 
 .PHONY: setup test demo bench lab clean
 

@@ -37,6 +37,24 @@ def edit_metrics(judge, id_net, img_before, img_after, targets, id_threshold, lp
                 id_similarity=sim, same_person=sim >= id_threshold, lpips=lp)
 
 
+@torch.no_grad()
+def start_codes(G, judge, column, n, truncation_psi=0.7, seed=0, max_draws=4096, batch=64):
+    """n random faces (z, ws) on which the judge does NOT see `column`: an edit towards it can then only
+    succeed by changing the face. Deterministic from seed."""
+    g = torch.Generator().manual_seed(seed)
+    dev = G.w_avg.device
+    zs = []
+    for _ in range(0, max_draws, batch):
+        z = torch.randn(batch, G.style_dim, generator=g).to(dev)
+        img = G.synthesis(G.broadcast(G.mapping(z, truncation_psi)))
+        zs.append(z[~judge.predict(img)[:, judge.index(column)].to(dev)])
+        if sum(len(x) for x in zs) >= n:
+            z = torch.cat(zs)[:n]
+            return z, G.broadcast(G.mapping(z, truncation_psi))
+    raise ValueError(f"only {sum(len(x) for x in zs)} of {max_draws} generated faces lack {column}; "
+                     f"need {n}")
+
+
 def load_lpips(device="cpu", **fetch_kwargs):
     """LPIPS(net='alex') with its AlexNet backbone from the registry's cache; None (with the reason printed)
     when that file is not available. lpips itself would download the backbone at run time, so the model is

@@ -28,6 +28,7 @@ class EditConfig:
     l2_lambda: float = 0.008
     id_lambda: float = 0.005
     noise_mode: str = "const"
+    truncation_psi: float = 1.0  # space "z": w = truncate(mapping(z)), as the start codes were made
 
     def __post_init__(self):
         if self.space not in SPACES:
@@ -57,8 +58,8 @@ def row_indices(rows, n_latent):
 class LatentCode:
     """The optimised variable of one space, and how to turn it into the generator's StyleSpace."""
 
-    def __init__(self, G, space, ws_start, z_start=None, rows="coarse"):
-        self.G, self.space = G, space
+    def __init__(self, G, space, ws_start, z_start=None, rows="coarse", truncation_psi=1.0):
+        self.G, self.space, self.psi = G, space, truncation_psi
         self.ws_start = ws_start.detach()
         if space == "z":
             if z_start is None:
@@ -81,7 +82,7 @@ class LatentCode:
 
     def ws(self):
         if self.space == "z":
-            return self.G.broadcast(self.G.mapping(self.var))
+            return self.G.broadcast(self.G.mapping(self.var, self.psi))
         if self.space == "w":
             return self.G.broadcast(self.var)
         if self.space == "w+":
@@ -126,7 +127,7 @@ def edit(G, clip_loss, prompt_index, ws_start, cfg=EditConfig(), z_start=None, i
     import time
 
     t0 = time.perf_counter()
-    code = LatentCode(G, cfg.space, ws_start, z_start, cfg.rows)
+    code = LatentCode(G, cfg.space, ws_start, z_start, cfg.rows, cfg.truncation_psi)
     prompt_index = torch.as_tensor(prompt_index, device=ws_start.device)
     if id_loss is not None and cfg.id_lambda > 0 and img_start is None:
         with torch.no_grad():

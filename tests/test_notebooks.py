@@ -48,22 +48,48 @@ def test_01_rejects_bad_parameters(tmp_path, params, message):
     assert not (tmp_path / "01_data_prep.ipynb").exists()  # a failed run leaves no finished-looking notebook
 
 
-def test_00_trains_and_ships_loadable_models(tmp_path):
-    """Tiny budgets: the point is the wiring (train -> evaluate -> save -> load), not the quality."""
-    params = dict(n_images=200, size=32, batch_nets=16, steps_classifier=3, steps_identity=3, steps_clip=3, steps_gan=2,
-                  batch_gan=4, gan_channels=16, eval_images=8, weights_dir=str(tmp_path / "w"),
-                  out_dir=str(tmp_path / "run"))
-    run_notebook("00_train_synthfaces_models", params, out_dir=tmp_path / "run", progress=False)
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """Notebook 00 with tiny budgets: the point is the wiring (train -> evaluate -> save -> load)."""
+    tmp = tmp_path_factory.mktemp("nb00")
+    params = dict(n_images=200, size=32, batch_nets=16, steps_classifier=3, steps_identity=3, steps_clip=3,
+                  steps_gan=2, batch_gan=4, gan_channels=16, eval_images=8, weights_dir=str(tmp / "w"),
+                  out_dir=str(tmp / "run"))
+    run_notebook("00_train_synthfaces_models", params, out_dir=tmp / "run", progress=False)
+    return tmp
+
+
+def test_00_trains_and_ships_loadable_models(tiny_weights):
     from styleclip_utils import models
-    records = {n: models.read_record(n, tmp_path / "w") for n in models.NAMES}
+    w = tiny_weights / "w"
+    records = {n: models.read_record(n, w) for n in models.NAMES}
     assert records["generator"]["steps"] == 2 and "relative_error" in records["generator"]["metrics"]
     assert set(records["clip"]["metrics"]["zero_shot"]) <= set(PROMPT_ATTRIBUTES)
-    G = models.load_generator(root=tmp_path / "w")
+    G = models.load_generator(root=w)
     assert G.size == 32 and G.has_w_avg
-    judge = models.load_classifier(root=tmp_path / "w")
+    judge = models.load_classifier(root=w)
     assert judge.attribute_names == records["classifier"]["attributes"]
-    clip_model = models.load_clip(root=tmp_path / "w")
+    clip_model = models.load_clip(root=w)
     assert clip_model.visual.input_resolution == 32
-    assert models.load_identity_net(root=tmp_path / "w")(G(torch.randn(2, G.style_dim))).shape == (2, 128)
+    assert models.load_identity_net(root=w)(G(torch.randn(2, G.style_dim))).shape == (2, 128)
     for name in ("samples.png", "truncation.png", "style_mixing.png", "summary.json"):
-        assert (tmp_path / "run" / name).exists()
+        assert (tiny_weights / "run" / name).exists()
+
+
+def test_03_compares_spaces(tiny_weights, tmp_path):
+    params = dict(prompts=["red hair", "smiling"], spaces=["z", "w+", "coarse", "fine"], steps=3, n_images=2,
+                  weights_dir=str(tiny_weights / "w"), out_dir=str(tmp_path))
+    out = run_notebook("03_latent_optimization", params, out_dir=tmp_path, progress=False)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert [(r["prompt"], r["space"]) for r in metrics["table"]] == [
+        (p, s) for s in ["z", "w+", "coarse", "fine"] for p in ["red hair", "smiling"]]
+    assert all(0 <= r["success"] <= 1 and 0 <= r["preservation"] <= 1 for r in metrics["table"])
+    assert (tmp_path / "edits.png").exists() and (tmp_path / "clip_loss.png").exists()
+    text = out.read_text()
+    assert "| prompt | space | success |" in text and "Highest success rate" in text
+
+
+def test_03_rejects_bad_parameters(tmp_path):
+    with pytest.raises(PapermillExecutionError, match="unknown: \\['blue skin'\\]"):
+        run_notebook("03_latent_optimization", dict(prompts=["blue skin"], out_dir=str(tmp_path)), out_dir=tmp_path,
+                     progress=False)
