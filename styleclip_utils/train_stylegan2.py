@@ -29,6 +29,7 @@ class GANConfig:
     g_reg_every: int = 4
     mixing_prob: float = 0.9
     ema_kimg: float = 10.0      # EMA half-life in thousands of images
+    ema_rampup: float = 0.05    # early on, half-life <= 5% of the images seen (StyleGAN2-ADA); 0 = off
     flip: bool = True           # x-flip augmentation of the real images
 
     def generator(self):
@@ -81,7 +82,6 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
     trainer = Trainer(out_dir, dict(G=G, D=D, G_ema=G_ema, stats=stats), dict(g_opt=g_opt, d_opt=d_opt),
                       dict(kind="stylegan2", **asdict(cfg)), seed=seed, device=device,
                       ckpt_every=ckpt_every, log_every=log_every, progress=progress)
-    ema_beta = 0.5 ** (cfg.batch / (cfg.ema_kimg * 1000))
 
     def step_fn(step):
         real = _real_batch(images, cfg, step, seed, device)
@@ -115,7 +115,13 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
         losses["g"] = g_loss.item()
         if cfg.pl_weight > 0 and step % cfg.g_reg_every == 0:
             losses["pl"] = _path_length_step(G, g_opt, cfg, stats.pl_mean, device)
-        with torch.no_grad():  # EMA of the generator's weights (buffers copied: noise is fixed anyway)
+        # EMA of the generator's weights. Without the ramp-up, the EMA of a short run still averages in the
+        # random initial weights; the horizon is a function of the step, so resume stays exact.
+        ema_nimg = cfg.ema_kimg * 1000
+        if cfg.ema_rampup > 0:
+            ema_nimg = min(ema_nimg, (step + 1) * cfg.batch * cfg.ema_rampup)
+        ema_beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
+        with torch.no_grad():
             for p_ema, p in zip(G_ema.parameters(), G.parameters()):
                 p_ema.lerp_(p, 1 - ema_beta)
         return losses
