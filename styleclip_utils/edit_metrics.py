@@ -2,6 +2,8 @@
 the target attribute appeared (success) and whether the others stayed (preservation); the identity net
 says whether it is still the same person; LPIPS (when its weights are available) how far the image moved.
 """
+import warnings
+
 import torch
 
 from .synthfaces import COLOR_COLUMNS, EXPRESSION_COLUMNS, STYLE_COLUMNS
@@ -70,7 +72,9 @@ def load_lpips(device="cpu", **fetch_kwargs):
         return None
     alex = torchvision.models.alexnet()
     alex.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained=` argument
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+        model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
     for k in range(1, 6):  # lpips' slices keep torchvision's feature indices as module names
         for name, module in getattr(model.net, f"slice{k}").named_children():
             module.load_state_dict(alex.features[int(name)].state_dict())
