@@ -72,6 +72,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     params = {k: _parse_value(v) for k, v in args.p}
     for name in args.notebooks:
+        notebook_path(name)  # a clear error for a misspelt name before anything runs
+    for name in args.notebooks:
         t = time.time()
         out = run_notebook(name, params, inplace=args.inplace)
         print(f"{name}: {time.time() - t:.0f} s -> {out.relative_to(ROOT)}", flush=True)

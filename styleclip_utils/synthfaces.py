@@ -1204,6 +1204,12 @@ def generate(out_dir, n=10000, size=64, seed=0, workers=2, progress=True):
     Written into a temporary sibling folder, renamed into place at the end: a crash leaves nothing.
     """
     from tqdm.auto import tqdm
+    if not (isinstance(n, int) and n >= 1):
+        raise ValueError(f"n must be a positive number of images, got {n!r}")
+    if not (isinstance(size, int) and 16 <= size <= 256):
+        raise ValueError(f"size must be an integer number of px in [16, 256] (64 is the default), got {size!r}")
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     out_dir = Path(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -1286,7 +1292,10 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    out = generate(args.out, args.n, args.size, args.seed, args.workers, progress=not args.no_progress)
+    try:
+        out = generate(args.out, args.n, args.size, args.seed, args.workers, progress=not args.no_progress)
+    except ValueError as e:
+        ap.error(str(e))  # usage message + exit status 2, no traceback
     cfg = json.loads((out / "config.json").read_text())
     print(f"{cfg['n']} images at {cfg['size']} px in {cfg['seconds']} s: {cfg['images_per_s']} images/s "
           f"with {cfg['workers']} worker(s)")

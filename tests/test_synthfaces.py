@@ -249,3 +249,13 @@ def test_ensure_synthfaces_caches(tmp_path):
     (root / "config.json").unlink()   # a folder without a config is regenerated too
     sf.ensure_synthfaces(tmp_path / "s", n=8, size=64, seed=1, progress=False)
     assert (root / "config.json").exists()
+
+
+@pytest.mark.parametrize("args, message", [(["--n", "0"], "n must be a positive"),
+                                           (["--size", "1000"], "size must be an integer number of px"),
+                                           (["--workers", "0"], "workers must be a positive")])
+def test_cli_rejects_bad_arguments(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as e:
+        sf.main(["--out", str(tmp_path / "x"), "--no-progress"] + args)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
