@@ -6,6 +6,7 @@ from papermill.exceptions import PapermillExecutionError
 
 import torch
 
+from styleclip_utils.paths import NOTEBOOKS_DIR
 from styleclip_utils.runs import run_notebook
 from styleclip_utils.synthfaces import PROMPT_ATTRIBUTES
 from test_datasets import make_celeba
@@ -93,3 +94,17 @@ def test_03_rejects_bad_parameters(tmp_path):
     with pytest.raises(PapermillExecutionError, match="unknown: \\['blue skin'\\]"):
         run_notebook("03_latent_optimization", dict(prompts=["blue skin"], out_dir=str(tmp_path)), out_dir=tmp_path,
                      progress=False)
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+def test_parameters_cell_is_first_and_papermill_reads_every_line(path):
+    """One literal per line with a comment; a comment papermill cannot parse drops that parameter silently."""
+    import nbformat
+    from papermill import inspect_notebook
+
+    nb = nbformat.read(path, as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert "parameters" in first.metadata.get("tags", [])
+    names = [line.split("=")[0].strip() for line in first.source.splitlines() if line.strip()]
+    assert all("#" in line for line in first.source.splitlines() if line.strip()), "every parameter has a comment"
+    assert list(inspect_notebook(str(path))) == names
