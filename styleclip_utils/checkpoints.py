@@ -5,8 +5,8 @@ Layouts accepted for a generator:
 - a checkpoint holding a generator under `decoder.*` keys: e4e (`e4e_ffhq_encode.pt`) and StyleCLIP mappers:
   {"state_dict": {"encoder.*" | "mapper.*", "decoder.*"}, "latent_avg"?: [18, 512], "opts": ...}
 - a bare rosinality generator state dict
-- a `.safetensors` file whose keys are the above flattened with a top-level prefix ("g_ema.style.1.weight",
-  "latent_avg"), as the project's SynthFaces weights are stored.
+- a `.safetensors` file (flat keys): a bare generator, or `g_ema.*` keys + `latent_avg`, as the project's
+  SynthFaces weights are stored.
 The generator's size, widths and mapping depth are read from the keys, never from `opts`.
 """
 import pickle
@@ -33,7 +33,7 @@ def load_checkpoint(path, map_location="cpu"):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
         try:
-            return unflatten(load_file(str(path), device=str(map_location)))
+            return load_file(str(path), device=str(map_location))
         except SafetensorError as e:
             raise CheckpointError(f"{path} is not a valid safetensors file ({e})") from e
     try:
@@ -53,29 +53,6 @@ def load_checkpoint(path, map_location="cpu"):
                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
 
 
-def unflatten(flat):
-    """{"g_ema.style.1.weight": t, "latent_avg": t} -> {"g_ema": {"style.1.weight": t}, "latent_avg": t}."""
-    out = {}
-    for key, value in flat.items():
-        group, _, rest = key.partition(".")
-        if rest:
-            out.setdefault(group, {})[rest] = value
-        else:
-            out[key] = value
-    return out
-
-
-def flatten(nested):
-    """The inverse of `unflatten`."""
-    flat = {}
-    for key, value in nested.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            flat[key] = value
-    return flat
-
-
 def _strip(sd, prefix):
     return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
 
@@ -87,12 +64,15 @@ def generator_state(ckpt):
     latent_avg = ckpt.get("latent_avg")
     if isinstance(ckpt.get("g_ema"), dict):
         return ckpt["g_ema"], latent_avg
+    if "g_ema.style.1.weight" in ckpt:  # the same, flattened (safetensors holds no nested dicts)
+        return _strip(ckpt, "g_ema."), latent_avg
     if isinstance(ckpt.get("state_dict"), dict) and any(k.startswith("decoder.") for k in ckpt["state_dict"]):
         return _strip(ckpt["state_dict"], "decoder."), latent_avg
     if "style.1.weight" in ckpt:
         return ckpt, None
     raise CheckpointError(
-        "no StyleGAN2 generator found: expected a 'g_ema' entry (rosinality .pt), 'decoder.*' keys under "
+        "no StyleGAN2 generator found: expected a 'g_ema' entry or 'g_ema.*' keys (rosinality .pt, our "
+        "safetensors), 'decoder.*' keys under "
         f"'state_dict' (e4e / StyleCLIP mapper), or a bare generator state dict; top-level keys are "
         f"{sorted(map(str, ckpt))[:12]}")
 

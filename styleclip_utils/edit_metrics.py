@@ -64,6 +64,7 @@ def load_lpips(device="cpu", **fetch_kwargs):
     import lpips
     import torchvision
 
+    from .checkpoints import load_checkpoint
     from .registry import MissingWeightsError, fetch
     try:
         path = fetch("lpips-alexnet", **fetch_kwargs)
@@ -71,7 +72,7 @@ def load_lpips(device="cpu", **fetch_kwargs):
         print(f"LPIPS unavailable, reported as n/a: {e}")
         return None
     alex = torchvision.models.alexnet()
-    alex.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    alex.load_state_dict(load_checkpoint(path))
     with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained=` argument
         warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
         model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)

@@ -62,7 +62,7 @@ def read_record(name, root=None):
 
 def _load(name, root):
     record = read_record(name, root)
-    sd = checkpoints.flatten(checkpoints.load_checkpoint(Path(root or SYNTHFACES_DIR) / f"{name}.safetensors"))
+    sd = checkpoints.load_checkpoint(Path(root or SYNTHFACES_DIR) / f"{name}.safetensors")
     return record, {k: v.float() for k, v in sd.items()}  # float16-stored keys back to float32
 
 

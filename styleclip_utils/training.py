@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .checkpoints import load_checkpoint
+
 
 def atomic_save(obj, path):
     """torch.save through a temp file + rename: a crash mid-write never leaves a broken checkpoint."""
@@ -69,7 +71,7 @@ class Trainer:
         atomic_save(self.state(), self.ckpt_path)
 
     def _resume(self):
-        ckpt = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
+        ckpt = load_checkpoint(self.ckpt_path)
         if ckpt["config"] != self.config:
             raise ValueError(f"{self.ckpt_path} was written by a run with another config; use a new out_dir "
                              f"or delete the checkpoint.\n  checkpoint: {ckpt['config']}\n  now: {self.config}")

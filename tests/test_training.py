@@ -81,3 +81,11 @@ def test_resume_refuses_another_config(tmp_path):
 def test_bad_images_rejected(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         train_stylegan2(torch.zeros(8, 3, 16, 16), tmp_path, 1, GANConfig(**TINY), progress=False)
+
+
+def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
+    from styleclip_utils.checkpoints import CheckpointError
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"half a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        train_stylegan2(toy_images(), tmp_path / "run", 1, GANConfig(**TINY), progress=False)
