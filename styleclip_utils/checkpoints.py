@@ -48,7 +48,8 @@ def load_checkpoint(path, map_location="cpu"):
             f"{path} holds a Python object ({found.group(1)}), not only tensors and plain containers, so it "
             f"is not loaded (weights_only=True: unpickling objects can run code). Re-save it as a state "
             f"dict: torch.save(model.state_dict(), ...).") from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+    # garbage bytes that happen to start with pickle opcodes fail inside the unpickler (memo/stack lookups)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, IndexError) as e:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or not a .pt file?): "
                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
 
