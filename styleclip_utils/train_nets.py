@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .clip_loss import to_clip_input
 from .nets import ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
-from .training import Trainer, batch_indices
+from .training import Trainer, batch_at
 
 def augment(x, shift=3):
     """Geometry-only augmentation (colour is an attribute, so no colour jitter): random translation by up
@@ -33,11 +33,6 @@ def _descend(opt, loss):
     opt.step()
 
 
-def _batch(images, step, batch, seed, device):
-    idx = batch_indices(len(images), batch, step, seed)
-    return idx, images[idx].to(device).float() / 127.5 - 1
-
-
 def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0,
                      device="cpu", ckpt_every=500, log_every=10, progress=True):
     """Multi-label BCE on 0/1 attribute targets [N, A]. Returns (model, trainer)."""
@@ -51,7 +46,7 @@ def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, b
 
     def step_fn(step):
         model.train()
-        idx, x = _batch(images, step, batch, seed, device)
+        idx, x = batch_at(images, batch, step, seed, device)
         loss = F.binary_cross_entropy_with_logits(model(augment(x)), attrs[idx].to(device).float())
         _descend(opt, loss)
         return {"bce": loss.item()}
@@ -75,7 +70,7 @@ def train_identity(images, identities, out_dir, steps, cfg=None, batch=64, lr=2e
 
     def step_fn(step):
         model.train()
-        idx, x = _batch(images, step, batch, seed, device)
+        idx, x = batch_at(images, batch, step, seed, device)
         y = labels[idx].to(device)
         logits = head(model(augment(x)), y)
         loss = F.cross_entropy(logits, y)
@@ -104,7 +99,7 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
 
     def step_fn(step):
         model.train()
-        idx, x = _batch(images, step, batch, seed, device)
+        idx, x = batch_at(images, batch, step, seed, device)
         picks = torch.randint(0, 1 << 30, (len(idx),))
         texts = [captions[i][p % len(captions[i])] for i, p in zip(idx.tolist(), picks.tolist())]
         tokens = clip.tokenize(texts, context_length=cfg.context_length, truncate=True).to(device)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .stylegan2 import Discriminator, Generator
-from .training import Trainer, atomic_save, batch_indices
+from .training import Trainer, atomic_save, batch_at
 
 
 @dataclass
@@ -53,8 +53,7 @@ def _fake_ws(G, batch, mixing_prob, device):
 
 
 def _real_batch(images, cfg, step, seed, device):
-    idx = batch_indices(len(images), cfg.batch, step, seed)
-    x = images[idx].to(device).float() / 127.5 - 1  # uint8 -> [-1, 1]
+    _, x = batch_at(images, cfg.batch, step, seed, device)
     if cfg.flip:
         flip = torch.rand(len(x)) < 0.5
         x[flip] = x[flip].flip(3)

@@ -37,6 +37,12 @@ def batch_indices(n, batch, step, seed):
     return perm[k * batch:(k + 1) * batch]
 
 
+def batch_at(images, batch, step, seed, device):
+    """The step's batch of uint8 images [N, 3, S, S] -> (indices, float images in [-1, 1] on device)."""
+    idx = batch_indices(len(images), batch, step, seed)
+    return idx, images[idx].to(device).float() / 127.5 - 1
+
+
 class Trainer:
     """Owns modules + optimisers + step; `run(step_fn, steps)` calls `step_fn(step) -> {loss: float}`.
 
