@@ -266,6 +266,7 @@ class Generator(nn.Module):
         # from the checkpoint's `latent_avg` or call `mean_latent`.
         self.register_buffer("w_avg", torch.zeros(style_dim), persistent=False)
         self.has_w_avg = False
+        self.memory_format = torch.contiguous_format  # a speed knob, not state: trainers use channels_last
         self.style_layers = self._describe_style_layers()
 
     # -- description --------------------------------------------------------------------------------
@@ -362,7 +363,8 @@ class Generator(nn.Module):
             raise ValueError(f"expected {len(self.style_layers)} style vectors, got {len(s)}")
         batch = s[0].shape[0]
         noise = noise if noise is not None else self.make_noise(batch, noise_mode, generator)
-        x = self.conv1(self.input(batch), s[0], noise[0])
+        # memory_format: trainers set channels_last, which oneDNN/cuDNN run faster (convs keep the format)
+        x = self.conv1(self.input(batch).contiguous(memory_format=self.memory_format), s[0], noise[0])
         img = self.to_rgb1(x, s[1])
         for k in range(len(self.to_rgbs)):
             x = self.convs[2 * k](x, s[2 + 3 * k], noise[1 + 2 * k])
@@ -445,7 +447,7 @@ class Discriminator(nn.Module):
         # Minibatch stddev over groups of up to 4 samples. The official code needs B divisible by the
         # group; we take the largest group <= 4 that divides B instead of crashing.
         group = next(g for g in range(min(B, self.stddev_group), 0, -1) if B % g == 0)
-        std = out.view(group, -1, self.stddev_feat, C // self.stddev_feat, H, W)
+        std = out.reshape(group, -1, self.stddev_feat, C // self.stddev_feat, H, W)
         std = torch.sqrt(std.var(0, unbiased=False) + 1e-8).mean([2, 3, 4], keepdim=True).squeeze(2)
         out = torch.cat([out, std.repeat(group, 1, H, W)], 1)
-        return self.final_linear(self.final_conv(out).view(B, -1))
+        return self.final_linear(self.final_conv(out).reshape(B, -1))

@@ -2,6 +2,7 @@
 tensors (uint8 images [N, 3, S, S]). All use the shared `Trainer`: progress bar, loss log, atomic
 checkpoints, exact resume.
 """
+import math
 from dataclasses import asdict
 
 import torch
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 
 from .clip_loss import to_clip_input
 from .nets import ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
-from .training import Trainer, batch_at
+from .training import Trainer, autocast, batch_at
 
 def augment(x, shift=3):
     """Geometry-only augmentation (colour is an attribute, so no colour jitter): random translation by up
@@ -27,6 +28,14 @@ def augment(x, shift=3):
     return x
 
 
+def warmup_cosine(opt, steps, warmup_frac=0.05):
+    """Linear warm-up over the first 5% of steps, then cosine decay to 0 at `steps`: the last steps take
+    small updates, so the final weights are not one noisy step away from a better point."""
+    warmup = max(1, int(steps * warmup_frac))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup,
+                                                                0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))))
+
+
 def _descend(opt, loss):
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -34,55 +43,63 @@ def _descend(opt, loss):
 
 
 def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0,
-                     device="cpu", ckpt_every=500, log_every=10, progress=True):
+                     device="cpu", precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None):
     """Multi-label BCE on 0/1 attribute targets [N, A]. Returns (model, trainer)."""
     cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=attrs.shape[1])
     torch.manual_seed(seed)
-    model = AttributeClassifier(cfg, attribute_names).to(device)
+    model = AttributeClassifier(cfg, attribute_names).to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    trainer = Trainer(out_dir, dict(model=model), dict(opt=opt),
-                      dict(kind="attribute_classifier", batch=batch, lr=lr, attributes=list(attribute_names),
-                           **asdict(cfg)), seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+    sched = warmup_cosine(opt, steps)
+    trainer = Trainer(out_dir, dict(model=model), dict(opt=opt, sched=sched),
+                      dict(kind="attribute_classifier", steps=steps, batch=batch, lr=lr, precision=precision,
+                           attributes=list(attribute_names), **asdict(cfg)), seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
 
     def step_fn(step):
         model.train()
         idx, x = batch_at(images, batch, step, seed, device)
-        loss = F.binary_cross_entropy_with_logits(model(augment(x)), attrs[idx].to(device).float())
+        with autocast(device, precision):
+            logits = model(augment(x)).float()
+        loss = F.binary_cross_entropy_with_logits(logits, attrs[idx].to(device).float())
         _descend(opt, loss)
+        sched.step()
         return {"bce": loss.item()}
 
-    trainer.run(step_fn, steps)
+    trainer.run(step_fn, steps, stop_at)
     return model.eval(), trainer
 
 
 def train_identity(images, identities, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0, device="cpu",
-                   ckpt_every=500, log_every=10, progress=True):
+                   precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None):
     """ArcFace margin loss over identity labels (any ints). Returns (embedding net, trainer)."""
     classes, labels = torch.unique(torch.as_tensor(identities), return_inverse=True)
     cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=128)
     torch.manual_seed(seed)
-    model = IdentityNet(cfg).to(device)
+    model = IdentityNet(cfg).to(device, memory_format=torch.channels_last)
     head = ArcMarginHead(cfg.out_dim, len(classes)).to(device)
     opt = torch.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=lr, weight_decay=1e-4)
-    trainer = Trainer(out_dir, dict(model=model, head=head), dict(opt=opt),
-                      dict(kind="identity_net", batch=batch, lr=lr, n_identities=len(classes), **asdict(cfg)),
+    sched = warmup_cosine(opt, steps)
+    trainer = Trainer(out_dir, dict(model=model, head=head), dict(opt=opt, sched=sched),
+                      dict(kind="identity_net", steps=steps, batch=batch, lr=lr, precision=precision, n_identities=len(classes), **asdict(cfg)),
                       seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
 
     def step_fn(step):
         model.train()
         idx, x = batch_at(images, batch, step, seed, device)
         y = labels[idx].to(device)
-        logits = head(model(augment(x)), y)
+        with autocast(device, precision):
+            emb = model(augment(x)).float()
+        logits = head(emb, y)
         loss = F.cross_entropy(logits, y)
         _descend(opt, loss)
+        sched.step()
         return {"arcface": loss.item()}
 
-    trainer.run(step_fn, steps)
+    trainer.run(step_fn, steps, stop_at)
     return model.eval(), trainer
 
 
 def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, seed=0, device="cpu",
-               ckpt_every=500, log_every=10, progress=True):
+               precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None):
     """Contrastive (InfoNCE both ways) on images and captions; `captions[i]` is a list of phrasings of
     image i, one drawn per step. Returns (clip.model.CLIP, trainer)."""
     import clip
@@ -91,10 +108,9 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
     torch.manual_seed(seed)
     model = small_clip(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1, betas=(0.9, 0.98), eps=1e-6)
-    warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+    sched = warmup_cosine(opt, steps)
     trainer = Trainer(out_dir, dict(model=model), dict(opt=opt, sched=sched),
-                      dict(kind="small_clip", batch=batch, lr=lr, **asdict(cfg)),
+                      dict(kind="small_clip", steps=steps, batch=batch, lr=lr, precision=precision, **asdict(cfg)),
                       seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
 
     def step_fn(step):
@@ -103,8 +119,9 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
         picks = torch.randint(0, 1 << 30, (len(idx),))
         texts = [captions[i][p % len(captions[i])] for i, p in zip(idx.tolist(), picks.tolist())]
         tokens = clip.tokenize(texts, context_length=cfg.context_length, truncate=True).to(device)
-        img_f = F.normalize(model.encode_image(to_clip_input(augment(x), cfg.image_resolution)), dim=1)
-        txt_f = F.normalize(model.encode_text(tokens), dim=1)
+        with autocast(device, precision):
+            img_f = F.normalize(model.encode_image(to_clip_input(augment(x), cfg.image_resolution)).float(), dim=1)
+            txt_f = F.normalize(model.encode_text(tokens).float(), dim=1)
         logits = model.logit_scale.exp().clamp(max=100) * img_f @ txt_f.t()
         # Captions of two images in a batch can be identical ("a photo of a man"): treat every image whose
         # caption text matches as a positive, instead of forcing the one-hot diagonal.
@@ -116,5 +133,5 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
         sched.step()
         return {"contrastive": loss.item(), "logit_scale": model.logit_scale.exp().item()}
 
-    trainer.run(step_fn, steps)
+    trainer.run(step_fn, steps, stop_at)
     return model.eval(), trainer

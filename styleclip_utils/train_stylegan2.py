@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .stylegan2 import Discriminator, Generator
-from .training import Trainer, atomic_save, batch_at
+from .training import Trainer, atomic_save, autocast, batch_at
 
 
 @dataclass
@@ -31,6 +31,7 @@ class GANConfig:
     ema_kimg: float = 10.0      # EMA half-life in thousands of images
     ema_rampup: float = 0.05    # early on, half-life <= 5% of the images seen (StyleGAN2-ADA); 0 = off
     flip: bool = True           # x-flip augmentation of the real images
+    precision: str = "fp32"     # "bf16": G and D forward passes in bfloat16 (R1 and path length stay fp32)
 
     def generator(self):
         return Generator(self.size, self.style_dim, self.n_mlp, channels=self.channels)
@@ -61,7 +62,7 @@ def _real_batch(images, cfg, step, seed, device):
 
 
 def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt_every=500, log_every=10,
-                    progress=True):
+                    progress=True, stop_at=None):
     """images: uint8 tensor [N, 3, size, size]. Returns (G_ema, trainer). Resumes from out_dir if it holds
     a checkpoint of the same config."""
     cfg = cfg or GANConfig()
@@ -69,8 +70,10 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
     if tuple(images.shape[1:]) != (3, cfg.size, cfg.size) or images.dtype != torch.uint8:
         raise ValueError(f"images must be uint8 [N, 3, {cfg.size}, {cfg.size}], got {images.dtype} "
                          f"{tuple(images.shape)}")
+    autocast(device, cfg.precision)  # validates cfg.precision before any work
     torch.manual_seed(seed)  # identical initial weights for a given seed
     G, G_ema = cfg.generator().to(device), cfg.generator().to(device)
+    G.memory_format = torch.channels_last
     G_ema.load_state_dict(G.state_dict())
     G_ema.eval().requires_grad_(False)
     D = Discriminator(cfg.size, channels=cfg.channels).to(device)
@@ -88,9 +91,10 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
         # --- discriminator: softplus(-D(real)) + softplus(D(fake))
         G.requires_grad_(False)
         D.requires_grad_(True)
-        with torch.no_grad():
+        with torch.no_grad(), autocast(device, cfg.precision):
             fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise_mode="random")
-        d_loss = F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
+        with autocast(device, cfg.precision):
+            d_loss = F.softplus(-D(real).float()).mean() + F.softplus(D(fake).float()).mean()
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()
@@ -106,8 +110,9 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
         # --- generator: non-saturating softplus(-D(G(z)))
         G.requires_grad_(True)
         D.requires_grad_(False)
-        fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise_mode="random")
-        g_loss = F.softplus(-D(fake)).mean()
+        with autocast(device, cfg.precision):
+            fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise_mode="random")
+            g_loss = F.softplus(-D(fake).float()).mean()
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()
@@ -125,7 +130,7 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
                 p_ema.lerp_(p, 1 - ema_beta)
         return losses
 
-    trainer.run(step_fn, steps)
+    trainer.run(step_fn, steps, stop_at)
     return G_ema, trainer
 
 

@@ -38,9 +38,22 @@ def batch_indices(n, batch, step, seed):
 
 
 def batch_at(images, batch, step, seed, device):
-    """The step's batch of uint8 images [N, 3, S, S] -> (indices, float images in [-1, 1] on device)."""
+    """The step's batch of uint8 images [N, 3, S, S] -> (indices, float images in [-1, 1] on device),
+    channels_last, the layout oneDNN and cuDNN convolve fastest (convs keep their input's layout)."""
     idx = batch_indices(len(images), batch, step, seed)
-    return idx, images[idx].to(device).float() / 127.5 - 1
+    x = images[idx].to(device).float() / 127.5 - 1
+    return idx, x.contiguous(memory_format=torch.channels_last)
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device, precision):
+    """Mixed precision for a trainer's forward passes. "bf16" runs convs and matmuls in bfloat16 (weights,
+    optimiser and losses stay fp32): ~2-4x faster on CPUs with AMX/AVX512-BF16 and on recent GPUs."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 class Trainer:
@@ -93,23 +106,25 @@ class Trainer:
         log = [r for r in read_log(self.out_dir) if r["step"] <= self.step]
         (self.out_dir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
 
-    def run(self, step_fn, steps):
-        """Train until `steps` (total, counting resumed ones). Returns the last logged losses."""
+    def run(self, step_fn, steps, stop_at=None):
+        """Train until `steps` (total, counting resumed ones); `stop_at` ends this call earlier with a
+        checkpoint (a time-boxed session), and a later call resumes. Returns the last logged losses."""
+        end = min(steps, stop_at) if stop_at is not None else steps
         logged = {}
         with open(self.out_dir / "log.jsonl", "a") as log, \
                 tqdm(total=steps, initial=self.step, disable=not self.progress, desc=self.out_dir.name) as bar:
-            while self.step < steps:
+            while self.step < end:
                 t = time.perf_counter()
                 losses = step_fn(self.step)
                 self.elapsed += time.perf_counter() - t
                 self.step += 1
                 bar.update(1)
-                if self.step % self.log_every == 0 or self.step == steps:
+                if self.step % self.log_every == 0 or self.step == end:
                     logged = {k: round(float(v), 5) for k, v in losses.items()}
                     log.write(json.dumps(dict(step=self.step, seconds=round(self.elapsed, 2), **logged)) + "\n")
                     log.flush()
                     bar.set_postfix(logged)
-                if self.step % self.ckpt_every == 0 or self.step == steps:
+                if self.step % self.ckpt_every == 0 or self.step == end:
                     self.save()
         return logged
 

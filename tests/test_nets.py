@@ -36,7 +36,10 @@ def test_classifier_learns_and_resumes_exactly(tmp_path):
     first, last = mean_first_last(read_log(tmp_path / "a"), "bce")
     assert last < 0.5 * first
     assert (m1.predict(img.float() / 127.5 - 1).long() == attrs).float().mean() > 0.9
-    train_classifier(img, attrs, ["Red", "Square"], tmp_path / "b", 20, TINY_NET, batch=16, seed=0, progress=False, log_every=1)
+    # interrupted at step 20 (the cosine schedule is over the 50 steps: the config says 50), then resumed
+    train_classifier(img, attrs, ["Red", "Square"], tmp_path / "b", 50, TINY_NET, batch=16, seed=0, progress=False,
+                     log_every=1, stop_at=20)
+    assert read_log(tmp_path / "b")[-1]["step"] == 20
     m2, _ = train_classifier(img, attrs, ["Red", "Square"], tmp_path / "b", 50, TINY_NET, batch=16, seed=0,
                              progress=False, log_every=1)
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
@@ -92,3 +95,19 @@ def test_verification_pairs_and_threshold():
     with pytest.raises(ValueError, match="at least two identities"):
         verification_pairs(torch.tensor([4, 4, 4]), 5)
     assert best_threshold(torch.tensor([0.9, 0.8, 0.7]), torch.tensor([0.1, 0.75, 0.2])) == pytest.approx(0.7)
+
+
+def test_bf16_training_learns(tmp_path):
+    """precision="bf16" (autocast) trains as well as fp32 on the toy task; weights stay fp32."""
+    img, attrs = coloured_squares()
+    model, _ = train_classifier(img, attrs, ["Red", "Square"], tmp_path, 50, TINY_NET, batch=16, seed=0,
+                                precision="bf16", progress=False)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert (model.predict(img.float() / 127.5 - 1).long() == attrs).float().mean() > 0.9
+
+
+def test_unknown_precision_is_rejected(tmp_path):
+    img, attrs = coloured_squares()
+    with pytest.raises(ValueError, match="precision must be one of"):
+        train_classifier(img, attrs, ["Red", "Square"], tmp_path, 5, TINY_NET, batch=16, precision="fp16",
+                         progress=False)

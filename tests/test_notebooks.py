@@ -53,8 +53,9 @@ def test_01_rejects_bad_parameters(tmp_path, params, message):
 def tiny_weights(tmp_path_factory):
     """Notebook 00 with tiny budgets: the point is the wiring (train -> evaluate -> save -> load)."""
     tmp = tmp_path_factory.mktemp("nb00")
-    params = dict(n_images=200, size=32, batch_nets=16, steps_classifier=3, steps_identity=3, steps_clip=3,
-                  steps_gan=2, batch_gan=4, gan_channels=16, eval_images=8, weights_dir=str(tmp / "w"),
+    params = dict(n_images=200, size=32, net_width=8, batch_nets=16, steps_classifier=3, steps_identity=3,
+                  clip_width=64, clip_layers=1, batch_clip=16, steps_clip=3, steps_gan=2, batch_gan=4,
+                  gan_channels=16, eval_images=8, weights_dir=str(tmp / "w"),
                   out_dir=str(tmp / "run"))
     run_notebook("00_train_synthfaces_models", params, out_dir=tmp / "run", progress=False)
     return tmp

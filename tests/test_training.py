@@ -34,13 +34,14 @@ def test_batch_indices_are_epoch_permutations():
         batch_indices(3, 5, 0, seed=0)
 
 
-@pytest.mark.parametrize("pl_weight", [0.0, 2.0])
-def test_gan_resume_is_exact(tmp_path, pl_weight):
-    cfg = GANConfig(**TINY, pl_weight=pl_weight)
+@pytest.mark.parametrize("pl_weight, precision", [(0.0, "fp32"), (2.0, "fp32"), (0.0, "bf16")])
+def test_gan_resume_is_exact(tmp_path, pl_weight, precision):
+    cfg = GANConfig(**TINY, pl_weight=pl_weight, precision=precision)
     images = toy_images()
     G_full, _ = train_stylegan2(images, tmp_path / "full", 5, cfg, seed=1, ckpt_every=100, progress=False)
     # an interrupted run: 2 steps (checkpoint), then a new process-like start that resumes to 5
-    train_stylegan2(images, tmp_path / "cut", 2, cfg, seed=1, ckpt_every=100, progress=False)
+    train_stylegan2(images, tmp_path / "cut", 5, cfg, seed=1, ckpt_every=100, progress=False, stop_at=2)
+    assert read_log(tmp_path / "cut")[-1]["step"] == 2
     G_res, trainer = train_stylegan2(images, tmp_path / "cut", 5, cfg, seed=1, ckpt_every=100, progress=False)
     assert trainer.step == 5
     for (k, a), b in zip(G_full.state_dict().items(), G_res.state_dict().values()):
