@@ -25,9 +25,10 @@ VIT_B32 = SmallCLIPConfig(embed_dim=512, image_resolution=224, vision_layers=12,
 def build(preset, device):
     torch.manual_seed(0)
     if preset == "synthfaces":
-        G = Generator(64, 256, 4, channels={4: 256, 8: 256, 16: 256, 32: 128, 64: 64})
-        clip_model = small_clip(SmallCLIPConfig())
-        id_loss = IDLoss("synthfaces", IdentityNet(ConvNetConfig(out_dim=128)))
+        # the shipped SynthFaces models' sizes (notebook 00's defaults)
+        G = Generator(64, 256, 4, channels={4: 128, 8: 128, 16: 128, 32: 64, 64: 32})
+        clip_model = small_clip(SmallCLIPConfig(vision_width=128, vision_layers=3))
+        id_loss = IDLoss("synthfaces", IdentityNet(ConvNetConfig(64, 32, 128)))
     else:
         G = Generator(1024)
         clip_model = small_clip(VIT_B32)
@@ -38,10 +39,13 @@ def build(preset, device):
 
 def bench(preset, device, steps, mode):
     G, clip_loss, id_loss = build(preset, device)
+    G.memory_format = torch.channels_last
     ws = G.broadcast(G.mapping(torch.randn(1, G.style_dim, device=device)))
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
-    cfg = EditConfig(space="w+", steps=steps)
-    edit(G, clip_loss, [0], ws, EditConfig(space="w+", steps=2), id_loss=id_loss, progress=False)  # warm-up
+    precision = "bf16" if mode == "bf16" else "fp32"
+    cfg = EditConfig(space="w+", steps=steps, precision=precision)
+    edit(G, clip_loss, [0], ws, EditConfig(space="w+", steps=2, precision=precision), id_loss=id_loss,
+         progress=False)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
     t = time.perf_counter()
@@ -62,7 +66,7 @@ def main():
         for preset in ("synthfaces", "ffhq-1024"):
             if preset == "ffhq-1024" and device.type == "cpu" and not args.cpu_1024:
                 continue
-            for mode in (["fp32", "tf32"] if device.type == "cuda" else ["fp32"]):
+            for mode in (["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32", "bf16"]):
                 steps = min(args.steps, 3) if device.type == "cpu" and preset != "synthfaces" else args.steps
                 rows.append(bench(preset, device, steps, mode))
                 print(f"  measured {preset} {device.type} {mode}: {rows[-1]['step_s'] * 1000:.0f} ms/step", flush=True)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from .training import PRECISIONS, autocast
+
 SPACES = ("z", "w", "w+", "rows", "s")
 ROW_PRESETS = {"coarse": (0, 4), "medium": (4, 8), "fine": (8, None)}  # w+ rows, as the mapper's levels
 
@@ -29,6 +31,7 @@ class EditConfig:
     id_lambda: float = 0.005
     noise_mode: str = "const"
     truncation_psi: float = 1.0  # space "z": w = truncate(mapping(z)), as the start codes were made
+    precision: str = "fp32"      # "bf16": generator and CLIP forward passes in bfloat16 (losses stay fp32)
 
     def __post_init__(self):
         if self.space not in SPACES:
@@ -37,6 +40,8 @@ class EditConfig:
             raise ValueError(f"rows must be one of {list(ROW_PRESETS)} or a tuple of w+ rows, got {self.rows!r}")
         if self.steps < 1 or self.lr <= 0 or self.l2_lambda < 0 or self.id_lambda < 0:
             raise ValueError("steps must be >= 1, lr > 0, and the lambdas >= 0")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 def lr_at(t, lr, rampdown=0.25, rampup=0.05):
@@ -137,13 +142,15 @@ def edit(G, clip_loss, prompt_index, ws_start, cfg=EditConfig(), z_start=None, i
     for step in tqdm(range(cfg.steps), disable=not progress, desc=f"edit in {cfg.space}"):
         for group in opt.param_groups:
             group["lr"] = lr_at(step / cfg.steps, cfg.lr)
-        img = G.synthesis_from_s(code.styles(), noise_mode=cfg.noise_mode)
-        d_clip = clip_loss(img, prompt_index)
+        with autocast(ws_start.device, cfg.precision):
+            img = G.synthesis_from_s(code.styles(), noise_mode=cfg.noise_mode).float()
+            d_clip = clip_loss(img, prompt_index).float()
         l2 = code.l2()
         total = d_clip + cfg.l2_lambda * l2
         d_id = torch.zeros_like(d_clip)
         if id_loss is not None and cfg.id_lambda > 0:
-            d_id = id_loss(img, img_start)
+            with autocast(ws_start.device, cfg.precision):
+                d_id = id_loss(img, img_start).float()
             total = total + cfg.id_lambda * d_id
         if not torch.isfinite(total).all():
             raise FloatingPointError(
