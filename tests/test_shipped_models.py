@@ -1,0 +1,84 @@
+"""Smoke checks of the SynthFaces weights shipped in data/weights/synthfaces/ (notebook 00's output), on
+fresh faces the models never saw (seeds far from the training set's). Skipped when no weights ship."""
+import numpy as np
+import pytest
+import torch
+
+from styleclip_utils import evaluate, models, synthfaces
+from styleclip_utils.clip_loss import to_clip_input
+
+pytestmark = pytest.mark.skipif(not (models.SYNTHFACES_DIR / "generator.safetensors").exists(),
+                                reason="no SynthFaces weights shipped")
+FRESH = range(10**6, 10**6 + 48)  # seeds of faces outside the training data
+
+
+def to_tensor(images):
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def test_records_say_how_each_model_was_made():
+    for name in models.NAMES:
+        record = models.read_record(name)
+        assert {"config", "steps", "seed", "device", "commit", "metrics", "wall_time_s"} <= set(record), name
+        assert record["steps"] > 0 and record["metrics"], name
+    total = sum(p.stat().st_size for p in models.SYNTHFACES_DIR.glob("*.safetensors"))
+    assert total <= 40e6, f"shipped weights are {total / 1e6:.1f} MB (budget 40 MB)"
+
+
+def test_classifier_recognises_fresh_faces():
+    judge = models.load_classifier()
+    faces = [synthfaces.sample_face(s) for s in FRESH]
+    img = to_tensor([f[0] for f in faces])
+    truth = torch.tensor([[bool(f[2].get(n, False)) for n in judge.attribute_names] for f in faces])
+    acc = (judge.predict(img) == truth).float().mean(0)
+    assert acc.mean() > 0.9, f"mean accuracy {acc.mean():.3f} on fresh faces"
+
+
+def test_identity_net_tells_people_apart_across_poses():
+    id_net = models.load_identity_net()
+    threshold = models.read_record("identity")["metrics"]["threshold"]
+    imgs = []
+    for s in FRESH[:16]:  # each person twice, in two random poses and backgrounds
+        rng = np.random.default_rng(s)
+        idn = synthfaces.sample_identity(rng)
+        look = synthfaces.sample_look(rng, idn)
+        for _ in range(2):
+            imgs.append(synthfaces.render_face(idn, look, synthfaces.sample_pose(rng), 64,
+                                               synthfaces.sample_background(rng))[0])
+    with torch.no_grad():
+        emb = id_net(to_tensor(imgs))
+    assert torch.allclose(emb.norm(dim=1), torch.ones(len(emb)), atol=1e-4)
+    sim = emb @ emb.t()
+    same = sim[torch.arange(0, 32, 2), torch.arange(1, 32, 2)]
+    diff = sim[torch.arange(0, 32, 2)][:, torch.arange(2, 32, 2)]  # person k vs the next people
+    assert (same >= threshold).float().mean() >= 0.75
+    assert (diff.triu() >= threshold).sum() / diff.triu().ne(0).sum() <= 0.1
+
+
+def test_small_clip_sees_dark_skin():
+    """Its best prompt in the record (dark skin): the same face with dark skin is closer to the text."""
+    clip_model = models.load_clip()
+    res = clip_model.visual.input_resolution
+    pairs = []
+    for s in FRESH[:16]:
+        rng = np.random.default_rng(s)
+        idn = synthfaces.sample_identity(rng)
+        look, pose, bg = synthfaces.sample_look(rng, idn), synthfaces.sample_pose(rng), synthfaces.sample_background(rng)
+        for value in (False, True):
+            i, lk = synthfaces.set_attribute(idn, look, "Dark_Skin", value)
+            pairs.append(synthfaces.render_face(i, lk, pose, 64, bg)[0])
+    with torch.no_grad():
+        f_img = torch.nn.functional.normalize(clip_model.encode_image(to_clip_input(to_tensor(pairs), res)), dim=1)
+    f_txt = evaluate.clip_text_features(clip_model, [f"{evaluate.NEUTRAL_TEXT} with dark skin"],
+                                        clip_model.context_length)[0]
+    score = (f_img @ f_txt).view(-1, 2)
+    assert (score[:, 1] > score[:, 0]).float().mean() >= 0.9
+
+
+def test_generator_loads_with_its_average_w_and_makes_faces():
+    G = models.load_generator()
+    assert G.has_w_avg and G.size == models.read_record("generator")["config"]["size"]
+    with torch.no_grad():
+        img = G(torch.randn(4, G.style_dim, generator=torch.Generator().manual_seed(0)), truncation_psi=0.7)
+    assert img.shape == (4, 3, G.size, G.size) and torch.isfinite(img).all()
+    assert img.std() > 0.1  # not a constant image
