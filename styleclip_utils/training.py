@@ -109,6 +109,9 @@ class Trainer:
     def run(self, step_fn, steps, stop_at=None):
         """Train until `steps` (total, counting resumed ones); `stop_at` ends this call earlier with a
         checkpoint (a time-boxed session), and a later call resumes. Returns the last logged losses."""
+        if self.step > steps:  # the returned weights would not be what the caller asked for (and records)
+            raise ValueError(f"{self.ckpt_path} is at step {self.step}, beyond the {steps} steps asked for; ask "
+                             f"for >= {self.step} steps, or use a new out_dir")
         end = min(steps, stop_at) if stop_at is not None else steps
         logged = {}
         with open(self.out_dir / "log.jsonl", "a") as log, \

@@ -72,6 +72,13 @@ def test_gan_learns_the_data_statistics_and_export_loads(tmp_path):
     assert torch.allclose(G2(z), G(z))
 
 
+def test_resume_refuses_fewer_steps_than_the_checkpoint_holds(tmp_path):
+    cfg = GANConfig(**TINY)
+    train_stylegan2(toy_images(), tmp_path, 3, cfg, progress=False)
+    with pytest.raises(ValueError, match="is at step 3, beyond the 2 steps asked for"):
+        train_stylegan2(toy_images(), tmp_path, 2, cfg, progress=False)
+
+
 def test_resume_refuses_another_config(tmp_path):
     images = toy_images()
     train_stylegan2(images, tmp_path / "run", 1, GANConfig(**TINY), progress=False)
