@@ -36,10 +36,11 @@ def warmup_cosine(opt, steps, warmup_frac=0.05):
                                                                 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))))
 
 
-def _descend(opt, loss):
+def _descend(opt, sched, loss):
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    sched.step()
 
 
 def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0,
@@ -52,7 +53,8 @@ def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, b
     sched = warmup_cosine(opt, steps)
     trainer = Trainer(out_dir, dict(model=model), dict(opt=opt, sched=sched),
                       dict(kind="attribute_classifier", steps=steps, batch=batch, lr=lr, precision=precision,
-                           attributes=list(attribute_names), **asdict(cfg)), seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+                           attributes=list(attribute_names), **asdict(cfg)),
+                      seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
 
     def step_fn(step):
         model.train()
@@ -60,8 +62,7 @@ def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, b
         with autocast(device, precision):
             logits = model(augment(x)).float()
         loss = F.binary_cross_entropy_with_logits(logits, attrs[idx].to(device).float())
-        _descend(opt, loss)
-        sched.step()
+        _descend(opt, sched, loss)
         return {"bce": loss.item()}
 
     trainer.run(step_fn, steps, stop_at)
@@ -79,7 +80,8 @@ def train_identity(images, identities, out_dir, steps, cfg=None, batch=64, lr=2e
     opt = torch.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=lr, weight_decay=1e-4)
     sched = warmup_cosine(opt, steps)
     trainer = Trainer(out_dir, dict(model=model, head=head), dict(opt=opt, sched=sched),
-                      dict(kind="identity_net", steps=steps, batch=batch, lr=lr, precision=precision, n_identities=len(classes), **asdict(cfg)),
+                      dict(kind="identity_net", steps=steps, batch=batch, lr=lr, precision=precision,
+                           n_identities=len(classes), **asdict(cfg)),
                       seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
 
     def step_fn(step):
@@ -90,8 +92,7 @@ def train_identity(images, identities, out_dir, steps, cfg=None, batch=64, lr=2e
             emb = model(augment(x)).float()
         logits = head(emb, y)
         loss = F.cross_entropy(logits, y)
-        _descend(opt, loss)
-        sched.step()
+        _descend(opt, sched, loss)
         return {"arcface": loss.item()}
 
     trainer.run(step_fn, steps, stop_at)
@@ -129,8 +130,7 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
         target = same / same.sum(1, keepdim=True)
         loss = (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
                 + torch.sum(-target * F.log_softmax(logits.t(), 1), 1).mean()) / 2
-        _descend(opt, loss)
-        sched.step()
+        _descend(opt, sched, loss)
         return {"contrastive": loss.item(), "logit_scale": model.logit_scale.exp().item()}
 
     trainer.run(step_fn, steps, stop_at)

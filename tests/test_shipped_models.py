@@ -63,7 +63,8 @@ def test_small_clip_sees_dark_skin():
     for s in FRESH[:16]:
         rng = np.random.default_rng(s)
         idn = synthfaces.sample_identity(rng)
-        look, pose, bg = synthfaces.sample_look(rng, idn), synthfaces.sample_pose(rng), synthfaces.sample_background(rng)
+        look = synthfaces.sample_look(rng, idn)
+        pose, bg = synthfaces.sample_pose(rng), synthfaces.sample_background(rng)
         for value in (False, True):
             i, lk = synthfaces.set_attribute(idn, look, "Dark_Skin", value)
             pairs.append(synthfaces.render_face(i, lk, pose, 64, bg)[0])
