@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from .training import PRECISIONS, autocast
+from .training import autocast, check_precision
 
 SPACES = ("z", "w", "w+", "rows", "s")
 ROW_PRESETS = {"coarse": (0, 4), "medium": (4, 8), "fine": (8, None)}  # w+ rows, as the mapper's levels
@@ -40,8 +40,7 @@ class EditConfig:
             raise ValueError(f"rows must be one of {list(ROW_PRESETS)} or a tuple of w+ rows, got {self.rows!r}")
         if self.steps < 1 or self.lr <= 0 or self.l2_lambda < 0 or self.id_lambda < 0:
             raise ValueError("steps must be >= 1, lr > 0, and the lambdas >= 0")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_precision(self.precision)
 
 
 def lr_at(t, lr, rampdown=0.25, rampup=0.05):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from .clip_loss import to_clip_input
 from .nets import ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
-from .training import Trainer, autocast, batch_at
+from .training import Trainer, autocast, batch_at, check_precision
 
 def augment(x, shift=3):
     """Geometry-only augmentation (colour is an attribute, so no colour jitter): random translation by up
@@ -46,6 +46,7 @@ def _descend(opt, sched, loss):
 def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0,
                      device="cpu", precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None):
     """Multi-label BCE on 0/1 attribute targets [N, A]. Returns (model, trainer)."""
+    check_precision(precision)
     cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=attrs.shape[1])
     torch.manual_seed(seed)
     model = AttributeClassifier(cfg, attribute_names).to(device, memory_format=torch.channels_last)
@@ -72,6 +73,7 @@ def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, b
 def train_identity(images, identities, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0, device="cpu",
                    precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None):
     """ArcFace margin loss over identity labels (any ints). Returns (embedding net, trainer)."""
+    check_precision(precision)
     classes, labels = torch.unique(torch.as_tensor(identities), return_inverse=True)
     cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=128)
     torch.manual_seed(seed)
@@ -103,6 +105,7 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
                precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None):
     """Contrastive (InfoNCE both ways) on images and captions; `captions[i]` is a list of phrasings of
     image i, one drawn per step. Returns (clip.model.CLIP, trainer)."""
+    check_precision(precision)
     import clip
 
     cfg = cfg or SmallCLIPConfig(image_resolution=images.shape[-1])

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .stylegan2 import Discriminator, Generator
-from .training import Trainer, atomic_save, autocast, batch_at
+from .training import Trainer, atomic_save, autocast, batch_at, check_precision
 
 
 @dataclass
@@ -32,6 +32,9 @@ class GANConfig:
     ema_rampup: float = 0.05    # early on, half-life <= 5% of the images seen (StyleGAN2-ADA); 0 = off
     flip: bool = True           # x-flip augmentation of the real images
     precision: str = "fp32"     # "bf16": G and D forward passes in bfloat16 (R1 and path length stay fp32)
+
+    def __post_init__(self):
+        check_precision(self.precision)
 
     def generator(self):
         return Generator(self.size, self.style_dim, self.n_mlp, channels=self.channels)
@@ -70,7 +73,6 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
     if tuple(images.shape[1:]) != (3, cfg.size, cfg.size) or images.dtype != torch.uint8:
         raise ValueError(f"images must be uint8 [N, 3, {cfg.size}, {cfg.size}], got {images.dtype} "
                          f"{tuple(images.shape)}")
-    autocast(device, cfg.precision)  # validates cfg.precision before any work
     torch.manual_seed(seed)  # identical initial weights for a given seed
     G, G_ema = cfg.generator().to(device), cfg.generator().to(device)
     G.memory_format = torch.channels_last

@@ -48,11 +48,16 @@ def batch_at(images, batch, step, seed, device):
 PRECISIONS = ("fp32", "bf16")
 
 
+def check_precision(precision):
+    """Callers check before any work, so a bad value leaves no run folder behind."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
 def autocast(device, precision):
     """Mixed precision for a trainer's forward passes. "bf16" runs convs and matmuls in bfloat16 (weights,
     optimiser and losses stay fp32): ~2-4x faster on CPUs with AMX/AVX512-BF16 and on recent GPUs."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    check_precision(precision)
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 

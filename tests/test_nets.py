@@ -109,5 +109,6 @@ def test_bf16_training_learns(tmp_path):
 def test_unknown_precision_is_rejected(tmp_path):
     img, attrs = coloured_squares()
     with pytest.raises(ValueError, match="precision must be one of"):
-        train_classifier(img, attrs, ["Red", "Square"], tmp_path, 5, TINY_NET, batch=16, precision="fp16",
-                         progress=False)
+        train_classifier(img, attrs, ["Red", "Square"], tmp_path / "run", 5, TINY_NET, batch=16,
+                         precision="fp16", progress=False)
+    assert not (tmp_path / "run").exists()  # rejected before any work: no run folder left behind
