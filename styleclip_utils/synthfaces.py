@@ -1038,6 +1038,10 @@ SALIENT = ("Eyeglasses", "Wearing_Hat", "Wearing_Lipstick", "Heavy_Makeup", "Bea
            "Freckles", "Rosy_Cheeks", "Big_Lashes", "Wearing_Earrings", "Smiling", "Surprised", "Angry",
            "Mouth_Slightly_Open", "Dark_Skin", "Pale_Skin", "Wearing_Necktie", "Wearing_Necklace")
 
+LEADS = ("a photo of {}", "a portrait of {}", "{}", "a close-up photo of {}", "a picture of {}")
+HAIR_COLUMNS = ({col: ("color", k) for k, col in COLOR_COLUMNS.items()}
+                | {col: ("style", k) for k, col in STYLE_COLUMNS.items()})
+
 
 def _subject(lab, rng):
     male = lab["Male"]
@@ -1080,12 +1084,33 @@ def captions(lab, rng, n=5):
         subject = str(rng.choice(("face", "person"))) if generic else _subject(lab, rng)
         first = adj + subject
         noun = ("an " if first[0] in "aeiou" else "a ") + first
-        lead = str(rng.choice(("a photo of {}", "a portrait of {}", "{}", "a close-up photo of {}",
-                               "a picture of {}")))
+        lead = str(rng.choice(LEADS))
         text = noun + " " + _join(parts) if parts else noun
         out.append(lead.format(text))
     return out
 
+
+def attribute_caption(present, rng):
+    """A short caption that states one attribute the image has ("a photo of a face with freckles"), and
+    that column. It says nothing else, so it is true of *every* image with that column: the label-aware
+    CLIP loss counts all of them as matches, where a dataset caption can only match its own image.
+    None when no column in `present` has a phrase."""
+    sayable = sorted(c for c in present if c in PHRASES or c in HAIR_COLUMNS)
+    if not sayable:
+        return None
+    col = str(rng.choice(sayable))
+    kind, key = HAIR_COLUMNS.get(col, (None, None))
+    if kind == "color":
+        phrase = f"with {rng.choice(HAIR_WORDS[key])} hair"
+    elif kind == "style":
+        phrase = "with " + " ".join(str(rng.choice(STYLE_PHRASES[key])).format(c="").split())
+    else:
+        phrase = str(rng.choice(PHRASES[col]))
+    subject = str(rng.choice(("face", "person")))
+    if col in EXPRESSION_ADJ and rng.random() < 0.5:
+        subject, phrase = f"{EXPRESSION_ADJ[col]} {subject}", ""
+    noun = ("an " if subject[0] in "aeiou" else "a ") + subject
+    return str(rng.choice(LEADS)).format(f"{noun} {phrase}".strip()), col
 
 # ----------------------------------------------------------------------------------------------------
 # Figures

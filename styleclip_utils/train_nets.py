@@ -102,11 +102,24 @@ def train_identity(images, identities, out_dir, steps, cfg=None, batch=64, lr=2e
 
 
 def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, seed=0, device="cpu",
-               precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None):
+               precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None,
+               attrs=None, attribute_names=None, label_captions=0):
     """Contrastive (InfoNCE both ways) on images and captions; `captions[i]` is a list of phrasings of
-    image i, one drawn per step. Returns (clip.model.CLIP, trainer)."""
+    image i, one drawn per step. Returns (clip.model.CLIP, trainer).
+
+    `label_captions` > 0 (needs `attrs` [N, A] and `attribute_names`) adds that many single-attribute
+    captions per step ("a photo of a face with freckles", `synthfaces.attribute_caption`) whose matches are
+    *every* image in the batch with that attribute, from the labels. Plain CLIP must treat those images as
+    negatives, so a detail shared by a fifth of the batch (a smile, glasses) barely helps to tell images
+    apart and is learned late; with the labels it is a direct signal (a label-aware contrastive loss, as
+    in UniCL)."""
     check_precision(precision)
+    if label_captions and (attrs is None or attribute_names is None):
+        raise ValueError("label_captions > 0 needs the images' attrs and attribute_names")
     import clip
+    import numpy as np
+
+    from .synthfaces import attribute_caption
 
     cfg = cfg or SmallCLIPConfig(image_resolution=images.shape[-1])
     torch.manual_seed(seed)
@@ -114,7 +127,8 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1, betas=(0.9, 0.98), eps=1e-6)
     sched = warmup_cosine(opt, steps)
     trainer = Trainer(out_dir, dict(model=model), dict(opt=opt, sched=sched),
-                      dict(kind="small_clip", steps=steps, batch=batch, lr=lr, precision=precision, **asdict(cfg)),
+                      dict(kind="small_clip", steps=steps, batch=batch, lr=lr, precision=precision,
+                           label_captions=label_captions, **asdict(cfg)),
                       seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
 
     def step_fn(step):
@@ -122,17 +136,29 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
         idx, x = batch_at(images, batch, step, seed, device)
         picks = torch.randint(0, 1 << 30, (len(idx),))
         texts = [captions[i][p % len(captions[i])] for i, p in zip(idx.tolist(), picks.tolist())]
+        # Captions of two images in a batch can be identical ("a photo of a man"): every image whose
+        # caption text matches is a positive, instead of forcing the one-hot diagonal.
+        match = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.bool)   # [image, text]
+        if label_captions:
+            rng = np.random.default_rng([seed, step])   # per step, so a resumed run draws the same
+            a = attrs[idx.cpu()].bool()
+            cols = []
+            for row in a.tolist():   # idx is a random draw: caption its first images
+                said = attribute_caption({n for n, v in zip(attribute_names, row) if v}, rng)
+                if said is not None:
+                    texts.append(said[0])
+                    cols.append(attribute_names.index(said[1]))
+                if len(cols) == label_captions:
+                    break
+            match = torch.cat([match, a[:, cols]], 1)
+        match = match.to(device, torch.float)
         tokens = clip.tokenize(texts, context_length=cfg.context_length, truncate=True).to(device)
         with autocast(device, precision):
             img_f = F.normalize(model.encode_image(to_clip_input(augment(x), cfg.image_resolution)).float(), dim=1)
             txt_f = F.normalize(model.encode_text(tokens).float(), dim=1)
-        logits = model.logit_scale.exp().clamp(max=100) * img_f @ txt_f.t()
-        # Captions of two images in a batch can be identical ("a photo of a man"): treat every image whose
-        # caption text matches as a positive, instead of forcing the one-hot diagonal.
-        same = torch.tensor([[a == b for b in texts] for a in texts], device=device, dtype=torch.float)
-        target = same / same.sum(1, keepdim=True)
-        loss = (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
-                + torch.sum(-target * F.log_softmax(logits.t(), 1), 1).mean()) / 2
+        logits = model.logit_scale.exp().clamp(max=100) * img_f @ txt_f.t()   # [image, text]
+        loss = (torch.sum(-match / match.sum(1, keepdim=True) * F.log_softmax(logits, 1), 1).mean()
+                + torch.sum(-match / match.sum(0, keepdim=True) * F.log_softmax(logits, 0), 0).mean()) / 2
         _descend(opt, sched, loss)
         return {"contrastive": loss.item(), "logit_scale": model.logit_scale.exp().item()}
 

@@ -77,6 +77,31 @@ def test_small_clip_learns_to_match_captions(tmp_path):
     assert type(model).__module__ == "clip.model"  # the class ViT-B/32 uses
 
 
+def test_label_aware_captions_teach_an_attribute_the_captions_never_name(tmp_path):
+    import clip
+    img, attrs = coloured_squares(n=64, seed=3)
+    names = ["Red_Hair", "Eyeglasses"]          # SynthFaces columns, so attribute_caption can phrase them
+    caps = [["a face"]] * len(img)             # the dataset captions say nothing
+    cfg = SmallCLIPConfig(**{**TINY_CLIP.__dict__, "context_length": 16})
+    kw = dict(batch=32, lr=2e-3, progress=False, log_every=1, attrs=attrs, attribute_names=names, label_captions=16)
+    model, _ = train_clip(img, caps, tmp_path / "a", 60, cfg, **kw)
+    with torch.no_grad():
+        f_img = model.encode_image(to_clip_input(img.float() / 127.5 - 1, 16))
+        f_txt = model.encode_text(clip.tokenize(["a photo of a face with red hair", "a photo of a face with glasses"],
+                                                context_length=16))
+        score = f_img @ f_txt.t()
+    for k in range(2):  # images with the attribute rank above those without
+        pos, neg = score[attrs[:, k].bool(), k], score[~attrs[:, k].bool(), k]
+        assert (pos[:, None] > neg[None, :]).float().mean() > 0.9
+    # the captions are drawn per step, so an interrupted run resumes exactly
+    train_clip(img, caps, tmp_path / "b", 60, cfg, stop_at=25, **kw)
+    resumed, _ = train_clip(img, caps, tmp_path / "b", 60, cfg, **kw)
+    for a, b in zip(model.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="needs the images' attrs"):
+        train_clip(img, caps, tmp_path / "c", 5, cfg, label_captions=4, progress=False)
+
+
 def test_clip_input_normalisation():
     x = torch.zeros(1, 3, 32, 32) - 1  # black in [-1, 1]
     out = to_clip_input(x, 16)

@@ -211,6 +211,22 @@ def test_captions_name_only_present_attributes():
     assert all(seen.values()), seen
 
 
+def test_attribute_caption_states_one_present_attribute():
+    words = {"Eyeglasses": r"\bglasses\b|\beyeglasses\b", "Wearing_Hat": r"\bhat\b", "Beard": r"\bbeard\b",
+             "Freckles": r"freckle", "Red_Hair": r"\bred hair|\bginger|copper-red", "Smiling": r"smil",
+             "Afro": r"\bafro\b", "Wearing_Lipstick": r"lipstick|red lips"}
+    rng, said = np.random.default_rng(0), set()
+    for lab in sampled_labels(100, 3):
+        for _ in range(5):
+            text, col = sf.attribute_caption({c for c, v in lab.items() if v}, rng)
+            assert lab[col] and len(text) > 5
+            found = {c for c, pattern in words.items() if re.search(pattern, text)}
+            assert found <= {col}, (col, text)       # it names its column and nothing else
+            assert col not in words or found == {col}, (col, text)
+            said.add(col)
+    assert set(words) <= said and len(said) > 30
+
+
 def test_generate_is_the_same_with_one_or_two_workers(tmp_path):
     a = sf.generate(tmp_path / "a", n=12, seed=4, workers=1, progress=False)
     b = sf.generate(tmp_path / "b", n=12, seed=4, workers=2, progress=False)
