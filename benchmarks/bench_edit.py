@@ -11,6 +11,7 @@ import time
 
 import torch
 
+from styleclip_utils import models
 from styleclip_utils.clip_loss import CLIPLoss
 from styleclip_utils.identity import Backbone, IDLoss
 from styleclip_utils.nets import ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
@@ -25,9 +26,9 @@ VIT_B32 = SmallCLIPConfig(embed_dim=512, image_resolution=224, vision_layers=12,
 def build(preset, device):
     torch.manual_seed(0)
     if preset == "synthfaces":
-        # the shipped SynthFaces models' sizes (notebook 00's defaults)
+        # the shipped SynthFaces models' sizes, read from their records (random weights: the same compute)
         G = Generator(64, 256, 4, channels={4: 128, 8: 128, 16: 128, 32: 64, 64: 32})
-        clip_model = small_clip(SmallCLIPConfig(vision_width=128, vision_layers=3))
+        clip_model = small_clip(SmallCLIPConfig(**models.read_record("clip")["config"]))
         id_loss = IDLoss("synthfaces", IdentityNet(ConvNetConfig(64, 32, 128)))
     else:
         G = Generator(1024)

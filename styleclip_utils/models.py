@@ -5,7 +5,7 @@ Each model is two files: `<name>.safetensors` (weights) and `<name>.json` (the r
 seed, wall time, device, commit, metrics). One call loads each:
 
     G = load_generator()            # rosinality-layout Generator with its average w
-    clip_model = load_clip()        # clip.model.CLIP (the class of ViT-B/32)
+    clip_model = load_clip()        # clip.model.CLIP (the class of ViT-B/32 and RN50)
     id_net = load_identity_net()    # image in [-1, 1] -> L2-normalised embedding
     judge = load_classifier()       # attribute logits; the judge of edits, never an editing loss
 """

@@ -84,10 +84,11 @@ class ArcMarginHead(nn.Module):
 
 @dataclass
 class SmallCLIPConfig:
-    """Arguments of `clip.model.CLIP` (the class of ViT-B/32) for a small CLIP on 64 px faces."""
+    """Arguments of `clip.model.CLIP` (the class of ViT-B/32 and RN50) for a small CLIP on 64 px faces. A tuple
+    `vision_layers` (blocks per stage) gives the ResNet image tower, an int the ViT's depth."""
     embed_dim: int = 128
     image_resolution: int = 64
-    vision_layers: int = 4
+    vision_layers: int | tuple = 4
     vision_width: int = 192
     vision_patch_size: int = 8
     context_length: int = 32   # captions are short; ViT-B/32 uses 77
