@@ -1060,6 +1060,10 @@ def _hair_phrase(lab, rng):
     return "with " + " ".join(phrase.split())
 
 
+def _article(noun):
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
 def _join(parts):
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
@@ -1083,7 +1087,7 @@ def captions(lab, rng, n=5):
         generic = k >= n - 2 and rng.random() < 0.5   # "a face with red hair"
         subject = str(rng.choice(("face", "person"))) if generic else _subject(lab, rng)
         first = adj + subject
-        noun = ("an " if first[0] in "aeiou" else "a ") + first
+        noun = _article(first)
         lead = str(rng.choice(LEADS))
         text = noun + " " + _join(parts) if parts else noun
         out.append(lead.format(text))
@@ -1109,8 +1113,8 @@ def attribute_caption(present, rng):
     subject = str(rng.choice(("face", "person")))
     if col in EXPRESSION_ADJ and rng.random() < 0.5:
         subject, phrase = f"{EXPRESSION_ADJ[col]} {subject}", ""
-    noun = ("an " if subject[0] in "aeiou" else "a ") + subject
-    return str(rng.choice(LEADS)).format(f"{noun} {phrase}".strip()), col
+    return str(rng.choice(LEADS)).format(f"{_article(subject)} {phrase}".strip()), col
+
 
 # ----------------------------------------------------------------------------------------------------
 # Figures

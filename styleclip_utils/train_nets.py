@@ -5,6 +5,7 @@ checkpoints, exact resume.
 import math
 from dataclasses import asdict
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -117,7 +118,6 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
     if label_captions and (attrs is None or attribute_names is None):
         raise ValueError("label_captions > 0 needs the images' attrs and attribute_names")
     import clip
-    import numpy as np
 
     from .synthfaces import attribute_caption
 
