@@ -5,6 +5,12 @@ The generator's [-1, 1] output is resized to CLIP's input and normalised with CL
 official StyleCLIP code instead upsamples ×7 (nearest), average-pools down to 224 and feeds the [-1, 1]
 image with no normalisation (a known, unfixed bug, REFERENCE.md); `official_preprocess=True` reproduces it
 for comparison with published numbers.
+
+`views=K` scores K randomly cropped, shifted and mirrored copies of each image and averages their losses.
+A small CLIP is easy to fool pixel by pixel: the optimiser finds changes that lower the loss of one exact
+framing without drawing the attribute (the red-hair edit that only tints a few pixels). An edit that must
+convince CLIP from every framing has to be a real one (the "cutouts" of CLIP-guided image synthesis).
+The views are drawn from the loss's own seeded generator, so an edit is deterministic.
 """
 import torch
 import torch.nn.functional as F
@@ -40,17 +46,37 @@ def load_vit_b32(device="cpu", **fetch_kwargs):
     return model.float().eval().requires_grad_(False)
 
 
+def random_views(img, views, generator, max_crop=0.15):
+    """`views` random copies of each image [B, 3, H, W] -> [views·B, 3, H, W] (view-major): crop to
+    (1 − U(0, max_crop)) of the side at a random position, resize back, mirror half of them. Differentiable
+    in img (bilinear grid_sample); the random draws come from the CPU `generator` (same on any device)."""
+    n = views * img.shape[0]
+    scale = 1 - max_crop * torch.rand(n, generator=generator)
+    shift = (2 * torch.rand(n, 2, generator=generator) - 1) * (1 - scale)[:, None]  # the crop stays inside
+    mirror = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, :, 2] = scale * mirror, scale, shift
+    x = img.repeat(views, 1, 1, 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
 class CLIPLoss(nn.Module):
     """loss(img, prompt_index=None) -> [B, P] (every image against every prompt), or [B] when
-    prompt_index [B] says which prompt each image is edited towards."""
+    prompt_index [B] says which prompt each image is edited towards. views > 0: the mean loss over that
+    many random crops/mirrors of each image (module docstring); 0 scores the image as it is (official)."""
 
-    def __init__(self, model, prompts, official_preprocess=False):
+    def __init__(self, model, prompts, official_preprocess=False, views=0, seed=0):
         super().__init__()
         import clip
 
+        if int(views) != views or views < 0:
+            raise ValueError(f"views must be an integer >= 0 (0: no augmentation), got {views!r}")
         self.model = model.eval().requires_grad_(False)
         self.prompts = list(prompts)
         self.official = official_preprocess
+        self.views = int(views)
+        self.generator = torch.Generator().manual_seed(seed)
         self.resolution = model.visual.input_resolution
         device = next(model.parameters()).device
         tokens = clip.tokenize(self.prompts, context_length=model.context_length, truncate=True).to(device)
@@ -62,7 +88,14 @@ class CLIPLoss(nn.Module):
         return F.normalize(self.model.encode_image(x).float(), dim=1)
 
     def forward(self, img, prompt_index=None):
-        cos = self.image_features(img) @ self.text.t()  # [B, P]
-        if prompt_index is None:
-            return 1 - cos
-        return 1 - cos.gather(1, torch.as_tensor(prompt_index, device=cos.device).view(-1, 1))[:, 0]
+        batch = img.shape[0]
+        if self.views:
+            img = random_views(img, self.views, self.generator)
+        cos = self.image_features(img) @ self.text.t()  # [views·B, P]
+        if prompt_index is not None:
+            index = torch.as_tensor(prompt_index, device=cos.device).view(-1, 1).repeat(max(self.views, 1), 1)
+            cos = cos.gather(1, index)
+        loss = 1 - cos
+        if self.views:
+            loss = loss.view(self.views, batch, -1).mean(0)
+        return loss if prompt_index is None else loss[:, 0]

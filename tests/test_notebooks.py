@@ -81,9 +81,12 @@ def test_00_trains_and_ships_loadable_models(tiny_weights):
 
 def test_03_compares_spaces(tiny_weights, tmp_path):
     params = dict(prompts=["red hair", "smiling"], spaces=["z", "w+", "coarse", "fine"], steps=3, n_images=2,
-                  weights_dir=str(tiny_weights / "w"), out_dir=str(tmp_path))
+                  clip_views=2, weights_dir=str(tiny_weights / "w"), out_dir=str(tmp_path))
     out = run_notebook("03_latent_optimization", params, out_dir=tmp_path, progress=False)
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    # strict JSON: no NaN (LPIPS is null where its backbone is missing), readable by any tool
+    metrics = json.loads((tmp_path / "metrics.json").read_text(),
+                         parse_constant=lambda c: pytest.fail(f"metrics.json holds {c}"))
+    assert metrics["parameters"]["clip_views"] == 2
     assert [(r["prompt"], r["space"]) for r in metrics["table"]] == [
         (p, s) for s in ["z", "w+", "coarse", "fine"] for p in ["red hair", "smiling"]]
     assert all(0 <= r["success"] <= 1 and 0 <= r["preservation"] <= 1 for r in metrics["table"])
@@ -95,6 +98,9 @@ def test_03_compares_spaces(tiny_weights, tmp_path):
 def test_03_rejects_bad_parameters(tmp_path):
     with pytest.raises(PapermillExecutionError, match="unknown: \\['blue skin'\\]"):
         run_notebook("03_latent_optimization", dict(prompts=["blue skin"], out_dir=str(tmp_path)), out_dir=tmp_path,
+                     progress=False)
+    with pytest.raises(PapermillExecutionError, match="clip_views must be an integer >= 0"):
+        run_notebook("03_latent_optimization", dict(clip_views=-1, out_dir=str(tmp_path)), out_dir=tmp_path,
                      progress=False)
 
 

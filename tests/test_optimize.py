@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from styleclip_utils.clip_loss import CLIPLoss, official_clip_input, to_clip_input
+from styleclip_utils.clip_loss import CLIPLoss, official_clip_input, random_views, to_clip_input
 from styleclip_utils.nets import SmallCLIPConfig, small_clip
 from styleclip_utils.optimize import EditConfig, edit, lr_at, row_indices
 from styleclip_utils.stylegan2 import Generator
@@ -113,6 +113,32 @@ def test_clip_loss_per_prompt_and_preprocessing(loss):
     assert not torch.allclose(to_clip_input(img, 32), img)  # ours normalises with CLIP's mean/std
     with pytest.raises(ValueError, match="divisible"):
         official_clip_input(img, 30)
+
+
+def test_random_views_crop_mirror_and_are_seeded():
+    img = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).view(2, 3, 16, 16) / 1536 - 1
+    a = random_views(img, 3, torch.Generator().manual_seed(0))
+    b = random_views(img, 3, torch.Generator().manual_seed(0))
+    assert a.shape == (6, 3, 16, 16) and torch.equal(a, b)
+    assert not torch.allclose(a[:2], img) and not torch.allclose(a[:2], a[2:4])  # views differ
+    x = img.clone().requires_grad_(True)
+    random_views(x, 2, torch.Generator().manual_seed(1)).sum().backward()
+    assert x.grad.abs().sum() > 0  # the edit's gradient flows through the crops
+
+
+def test_clip_loss_views_average_random_crops(loss):
+    img = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        plain = loss(img, torch.tensor([1, 0, 1]))
+        aug = CLIPLoss(loss.model, PROMPTS, views=4, seed=3)
+        one, again = aug(img, torch.tensor([1, 0, 1])), CLIPLoss(loss.model, PROMPTS, views=4, seed=3)(img, [1, 0, 1])
+        full = CLIPLoss(loss.model, PROMPTS, views=4, seed=3)(img)
+    assert one.shape == (3,) and full.shape == (3, 2)
+    assert torch.equal(one, again)  # same seed, same views
+    assert torch.allclose(full[[0, 1, 2], [1, 0, 1]], one)
+    assert not torch.allclose(one, plain)  # the crops were scored, not the image
+    with pytest.raises(ValueError, match="views"):
+        CLIPLoss(loss.model, PROMPTS, views=-1)
 
 
 class FixedJudge(torch.nn.Module):
