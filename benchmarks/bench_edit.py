@@ -4,6 +4,7 @@ config-f generator + ViT-B/32 + IR-SE50), with random weights: same compute as t
 
     python benchmarks/bench_edit.py                 # both presets; 1024 only timed on a GPU unless --cpu-1024
     python benchmarks/bench_edit.py --steps 20      # fewer timed steps (the per-edit figure is extrapolated)
+    python benchmarks/bench_edit.py --views 4       # CLIP scores 4 random crops per step (notebook 03's default)
 Target (issue 5): a 300-step w+ edit at 1024 px in <= 5 s on an H100 (the paper: 98 s on a GTX 1080 Ti).
 """
 import argparse
@@ -23,7 +24,7 @@ VIT_B32 = SmallCLIPConfig(embed_dim=512, image_resolution=224, vision_layers=12,
                           transformer_layers=12)
 
 
-def build(preset, device):
+def build(preset, device, views=0):
     torch.manual_seed(0)
     if preset == "synthfaces":
         # the shipped SynthFaces models' sizes, read from their records (random weights: the same compute)
@@ -35,11 +36,11 @@ def build(preset, device):
         clip_model = small_clip(VIT_B32)
         id_loss = IDLoss("arcface", Backbone(50, "ir_se"))
     G = G.to(device).eval().requires_grad_(False)
-    return G, CLIPLoss(clip_model.to(device), ["red hair"]), id_loss.to(device)
+    return G, CLIPLoss(clip_model.to(device), ["red hair"], views=views), id_loss.to(device)
 
 
-def bench(preset, device, steps, mode):
-    G, clip_loss, id_loss = build(preset, device)
+def bench(preset, device, steps, mode, views=0):
+    G, clip_loss, id_loss = build(preset, device, views)
     G.memory_format = torch.channels_last
     ws = G.broadcast(G.mapping(torch.randn(1, G.style_dim, device=device)))
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
@@ -54,13 +55,14 @@ def bench(preset, device, steps, mode):
     if device.type == "cuda":
         torch.cuda.synchronize()
     per_step = (time.perf_counter() - t) / steps
-    return dict(preset=preset, device=device.type, mode=mode, step_s=per_step, edit_300_s=300 * per_step)
+    return dict(preset=preset, device=device.type, mode=mode, views=views, step_s=per_step, edit_300_s=300 * per_step)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=30, help="timed steps per configuration")
     ap.add_argument("--cpu-1024", action="store_true", help="also time the 1024 preset on CPU (slow: ~10 s/step)")
+    ap.add_argument("--views", type=int, default=0, help="random crops CLIP scores per step (0: official loss)")
     args = ap.parse_args()
     rows = []
     for device in [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else []):
@@ -69,14 +71,14 @@ def main():
                 continue
             for mode in (["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32", "bf16"]):
                 steps = min(args.steps, 3) if device.type == "cpu" and preset != "synthfaces" else args.steps
-                rows.append(bench(preset, device, steps, mode))
+                rows.append(bench(preset, device, steps, mode, args.views))
                 print(f"  measured {preset} {device.type} {mode}: {rows[-1]['step_s'] * 1000:.0f} ms/step", flush=True)
     print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} CPU threads, GPU: "
           f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
-    print("| preset | device | mode | s/step | s per 300-step w+ edit |")
-    print("|---|---|---|---|---|")
+    print("| preset | device | mode | CLIP views | s/step | s per 300-step w+ edit |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['preset']} | {r['device']} | {r['mode']} | {r['step_s']:.3f} | {r['edit_300_s']:.1f} |")
+        print(f"| {r['preset']} | {r['device']} | {r['mode']} | {r['views']} | {r['step_s']:.3f} | {r['edit_300_s']:.1f} |")
 
 
 if __name__ == "__main__":
