@@ -8,7 +8,7 @@ for comparison with published numbers.
 
 `views=K` scores K randomly cropped, shifted and mirrored copies of each image and averages their losses.
 A small CLIP is easy to fool pixel by pixel: the optimiser finds changes that lower the loss of one exact
-framing without drawing the attribute (the red-hair edit that only tints a few pixels). An edit that must
+framing without drawing the attribute (a few tinted pixels where hair should turn red). An edit that must
 convince CLIP from every framing has to be a real one (the "cutouts" of CLIP-guided image synthesis).
 The views are drawn from the loss's own seeded generator, so an edit is deterministic.
 """
