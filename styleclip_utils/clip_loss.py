@@ -88,14 +88,10 @@ class CLIPLoss(nn.Module):
         return F.normalize(self.model.encode_image(x).float(), dim=1)
 
     def forward(self, img, prompt_index=None):
-        batch = img.shape[0]
         if self.views:
             img = random_views(img, self.views, self.generator)
-        cos = self.image_features(img) @ self.text.t()  # [views·B, P]
-        if prompt_index is not None:
-            index = torch.as_tensor(prompt_index, device=cos.device).view(-1, 1).repeat(max(self.views, 1), 1)
-            cos = cos.gather(1, index)
-        loss = 1 - cos
-        if self.views:
-            loss = loss.view(self.views, batch, -1).mean(0)
-        return loss if prompt_index is None else loss[:, 0]
+        loss = 1 - self.image_features(img) @ self.text.t()  # [views·B, P], view-major
+        loss = loss.view(max(self.views, 1), -1, loss.shape[1]).mean(0)  # mean over the views: [B, P]
+        if prompt_index is None:
+            return loss
+        return loss.gather(1, torch.as_tensor(prompt_index, device=loss.device).view(-1, 1))[:, 0]
