@@ -23,7 +23,9 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 def to_clip_input(img, resolution):
     """[-1, 1] images -> CLIP's input: resized to `resolution`, normalised with CLIP's mean/std."""
     if img.shape[-1] != resolution:
-        img = F.interpolate(img, size=(resolution, resolution), mode="bicubic", align_corners=False, antialias=True)
+        # in fp32: the antialiased bicubic kernel has no bf16 version (inputs can be bf16 under autocast)
+        img = F.interpolate(img.float(), size=(resolution, resolution), mode="bicubic", align_corners=False,
+                            antialias=True).to(img.dtype)
     mean = torch.tensor(CLIP_MEAN, device=img.device, dtype=img.dtype).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD, device=img.device, dtype=img.dtype).view(1, 3, 1, 1)
     return ((img + 1) / 2 - mean) / std

@@ -1034,6 +1034,10 @@ PHRASES = {  # column -> ways to say it after "a person ..."
     "Angry": ("looking angry", "frowning", "with an angry face"),
     "Mouth_Slightly_Open": ("with the mouth slightly open", "with parted lips")}
 EXPRESSION_ADJ = {"Smiling": "smiling", "Surprised": "surprised", "Angry": "angry"}
+# Label captions say these as adjectives half the time too. The dataset captions only ever say "with a bald
+# head", and a CLIP trained on them alone did not tie the word "bald" by itself to bald faces (the prompt
+# "bald": AUC 0.81, against 0.997 for "a bald head").
+LABEL_ADJ = EXPRESSION_ADJ | {"Bald": "bald"}
 SALIENT = ("Eyeglasses", "Wearing_Hat", "Wearing_Lipstick", "Heavy_Makeup", "Beard", "Mustache", "Goatee",
            "Freckles", "Rosy_Cheeks", "Big_Lashes", "Wearing_Earrings", "Smiling", "Surprised", "Angry",
            "Mouth_Slightly_Open", "Dark_Skin", "Pale_Skin", "Wearing_Necktie", "Wearing_Necklace")
@@ -1111,8 +1115,8 @@ def attribute_caption(present, rng):
     else:
         phrase = str(rng.choice(PHRASES[col]))
     subject = str(rng.choice(("face", "person")))
-    if col in EXPRESSION_ADJ and rng.random() < 0.5:
-        subject, phrase = f"{EXPRESSION_ADJ[col]} {subject}", ""
+    if col in LABEL_ADJ and rng.random() < 0.5:
+        subject, phrase = f"{LABEL_ADJ[col]} {subject}", ""
     return str(rng.choice(LEADS)).format(f"{_article(subject)} {phrase}".strip()), col
 
 

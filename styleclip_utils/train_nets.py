@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from .clip_loss import to_clip_input
-from .nets import ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
-from .training import Trainer, autocast, batch_at, check_precision
+from .nets import ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, encode_text_by_length, small_clip
+from .training import Trainer, autocast, batch_at, check_precision, math_attention
 
 def augment(x, shift=3):
     """Geometry-only augmentation (colour is an attribute, so no colour jitter): random translation by up
@@ -153,9 +153,9 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
             match = torch.cat([match, a[:, cols]], 1)
         match = match.to(device, torch.float)
         tokens = clip.tokenize(texts, context_length=cfg.context_length, truncate=True).to(device)
-        with autocast(device, precision):
+        with autocast(device, precision), math_attention(device):
             img_f = F.normalize(model.encode_image(to_clip_input(augment(x), cfg.image_resolution)).float(), dim=1)
-            txt_f = F.normalize(model.encode_text(tokens).float(), dim=1)
+            txt_f = F.normalize(encode_text_by_length(model, tokens).float(), dim=1)
         logits = model.logit_scale.exp().clamp(max=100) * img_f @ txt_f.t()   # [image, text]
         loss = (torch.sum(-match / match.sum(1, keepdim=True) * F.log_softmax(logits, 1), 1).mean()
                 + torch.sum(-match / match.sum(0, keepdim=True) * F.log_softmax(logits, 0), 0).mean()) / 2

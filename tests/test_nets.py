@@ -102,6 +102,27 @@ def test_label_aware_captions_teach_an_attribute_the_captions_never_name(tmp_pat
         train_clip(img, caps, tmp_path / "c", 5, cfg, label_captions=4, progress=False)
 
 
+def test_encode_text_by_length_matches_encode_text():
+    # captions of very different lengths, so the chunks are cut at different lengths
+    import clip
+    from styleclip_utils.nets import encode_text_by_length, small_clip
+    torch.manual_seed(0)
+    model = small_clip(SmallCLIPConfig(**{**TINY_CLIP.__dict__, "context_length": 16})).eval()
+    texts = ["a face", "a photo of a face with red hair and glasses and a hat", "glasses", "a red face",
+             "a close-up photo of a person with freckles", "a", "a photo of a bald face"]
+    tokens = clip.tokenize(texts, context_length=16)
+    with torch.no_grad():
+        want = model.encode_text(tokens)
+        for chunks in (1, 3, 7):
+            assert torch.allclose(encode_text_by_length(model, tokens, chunks), want, atol=1e-5)
+
+
+def test_clip_input_upsamples_bf16():
+    x = torch.rand(2, 3, 16, 16, dtype=torch.bfloat16) * 2 - 1
+    out = to_clip_input(x, 24)
+    assert out.shape == (2, 3, 24, 24) and out.dtype == torch.bfloat16
+
+
 def test_clip_input_normalisation():
     x = torch.zeros(1, 3, 32, 32) - 1  # black in [-1, 1]
     out = to_clip_input(x, 16)

@@ -54,7 +54,7 @@ def tiny_weights(tmp_path_factory):
     """Notebook 00 with tiny budgets: the point is the wiring (train -> evaluate -> save -> load)."""
     tmp = tmp_path_factory.mktemp("nb00")
     params = dict(n_images=200, size=32, net_width=8, batch_nets=16, steps_classifier=3, steps_identity=3,
-                  clip_width=8, clip_layers=1, label_captions=8, batch_clip=16, steps_clip=3, steps_gan=2,
+                  clip_width=8, clip_layers=1, clip_resolution=32, label_captions=8, batch_clip=16, steps_clip=3, steps_gan=2,
                   batch_gan=4, gan_channels=16, eval_images=8, weights_dir=str(tmp / "w"),
                   out_dir=str(tmp / "run"))
     run_notebook("00_train_synthfaces_models", params, out_dir=tmp / "run", progress=False)
@@ -77,6 +77,13 @@ def test_00_trains_and_ships_loadable_models(tiny_weights):
     assert models.load_identity_net(root=w)(G(torch.randn(2, G.style_dim))).shape == (2, 128)
     for name in ("samples.png", "truncation.png", "style_mixing.png", "summary.json"):
         assert (tiny_weights / "run" / name).exists()
+
+
+def test_00_rejects_bad_parameters(tmp_path):
+    params = dict(clip_resolution=48, weights_dir=str(tmp_path / "w"), out_dir=str(tmp_path))
+    with pytest.raises(PapermillExecutionError, match="clip_resolution must be a multiple of 32"):
+        run_notebook("00_train_synthfaces_models", params, out_dir=tmp_path, progress=False)
+    assert not (tmp_path / "w").exists()
 
 
 def test_03_compares_spaces(tiny_weights, tmp_path):

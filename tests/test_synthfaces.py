@@ -227,6 +227,14 @@ def test_attribute_caption_states_one_present_attribute():
     assert set(words) <= said and len(said) > 30
 
 
+def test_attribute_caption_says_bald_as_a_word_too():
+    # the dataset captions only say "with a bald head"; the prompt "bald" needs the adjective as well
+    rng = np.random.default_rng(0)
+    texts = {sf.attribute_caption({"Bald"}, rng)[0] for _ in range(40)}
+    assert any(re.search(r"\bbald (face|person)$", t) for t in texts), texts
+    assert any(t.endswith("with a bald head") for t in texts), texts
+
+
 def test_generate_is_the_same_with_one_or_two_workers(tmp_path):
     a = sf.generate(tmp_path / "a", n=12, seed=4, workers=1, progress=False)
     b = sf.generate(tmp_path / "b", n=12, seed=4, workers=2, progress=False)
