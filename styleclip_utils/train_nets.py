@@ -109,8 +109,8 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
     image i, one drawn per step. Returns (clip.model.CLIP, trainer).
 
     `label_captions` > 0 (needs `attrs` [N, A] and `attribute_names`) adds that many single-attribute
-    captions per step ("a photo of a face with freckles", `synthfaces.attribute_caption`) whose matches are
-    *every* image in the batch with that attribute, from the labels. Plain CLIP must treat those images as
+    captions per step (up to 4 per image: "a photo of a face with freckles", `synthfaces.attribute_caption`)
+    whose matches are *every* image in the batch with that attribute, from the labels. Plain CLIP must treat those images as
     negatives, so a detail shared by a fifth of the batch (a smile, glasses) barely helps to tell images
     apart and is learned late; with the labels it is a direct signal (a label-aware contrastive loss, as
     in UniCL)."""
@@ -139,12 +139,13 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
         # Captions of two images in a batch can be identical ("a photo of a man"): every image whose
         # caption text matches is a positive, instead of forcing the one-hot diagonal.
         match = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.bool)   # [image, text]
+        cols = []
         if label_captions:
             rng = np.random.default_rng([seed, step])   # per step, so a resumed run draws the same
             a = attrs[idx.cpu()].bool()
-            cols = []
-            for row in a.tolist():   # idx is a random draw: caption its first images
-                said = attribute_caption({n for n, v in zip(attribute_names, row) if v}, rng)
+            rows = a.tolist()   # idx is a random draw: caption its first images (asked for more than
+            for k in range(4 * len(rows)):   # the batch: go round again, drawing anew)
+                said = attribute_caption({n for n, v in zip(attribute_names, rows[k % len(rows)]) if v}, rng)
                 if said is not None:
                     texts.append(said[0])
                     cols.append(attribute_names.index(said[1]))
@@ -160,7 +161,8 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
         loss = (torch.sum(-match / match.sum(1, keepdim=True) * F.log_softmax(logits, 1), 1).mean()
                 + torch.sum(-match / match.sum(0, keepdim=True) * F.log_softmax(logits, 0), 0).mean()) / 2
         _descend(opt, sched, loss)
-        return {"contrastive": loss.item(), "logit_scale": model.logit_scale.exp().item()}
+        return {"contrastive": loss.item(), "logit_scale": model.logit_scale.exp().item(),
+                "label_captions": len(cols) if label_captions else 0}
 
     trainer.run(step_fn, steps, stop_at)
     return model.eval(), trainer

@@ -98,6 +98,9 @@ def test_label_aware_captions_teach_an_attribute_the_captions_never_name(tmp_pat
     resumed, _ = train_clip(img, caps, tmp_path / "b", 60, cfg, **kw)
     for a, b in zip(model.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+    # more label captions than images: a second pass over the batch captions other attributes
+    train_clip(img, caps, tmp_path / "d", 2, cfg, **{**kw, "batch": 8, "label_captions": 20})
+    assert [r["label_captions"] for r in read_log(tmp_path / "d")] == [20, 20]
     with pytest.raises(ValueError, match="needs the images' attrs"):
         train_clip(img, caps, tmp_path / "c", 5, cfg, label_captions=4, progress=False)
 
