@@ -124,3 +124,13 @@ def generated_attribute_frequencies(G, classifier, n=2000, batch=100, truncation
         img = G.synthesis(G.broadcast(G.mapping(z, truncation_psi)), noise_mode="const")
         counts += classifier.predict(img).float().sum(0).cpu()
     return {name: round(float(c) / n, 4) for name, c in zip(classifier.attribute_names, counts)}
+
+
+def frequency_check(G, classifier, data_attrs, n=2000, seed=0, device="cpu"):
+    """The generator's attribute frequencies against the data's, judged by the classifier ->
+    (generated, data, relative error per prompt attribute): StyleGAN2's bar is every error <= 0.5."""
+    names = classifier.attribute_names
+    gen = generated_attribute_frequencies(G, classifier, n=n, seed=seed, device=device)
+    data = {name: round(float(f), 4) for name, f in zip(names, data_attrs.float().mean(0))}
+    rel = {c: round(abs(gen[c] - data[c]) / max(data[c], 1e-6), 3) for c in PROMPT_ATTRIBUTES.values() if c in names}
+    return gen, data, rel

@@ -30,6 +30,9 @@ class MissingModelError(FileNotFoundError):
 
 
 def git_commit():
+    """The checkout's commit; STYLECLIP_COMMIT names it where there is no .git (a copied tree on a GPU box)."""
+    if os.environ.get("STYLECLIP_COMMIT"):
+        return os.environ["STYLECLIP_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               timeout=10).stdout.strip() or None

@@ -56,6 +56,49 @@ def run_notebook(name, parameters=None, out_dir=None, progress=True, inplace=Fal
     return out
 
 
+def _parameters_cell(nb):
+    cell = next((c for c in nb.cells if c.cell_type == "code"), None)
+    if cell is None or "parameters" not in cell.metadata.get("tags", []):
+        raise ValueError("the first code cell of the notebook is not tagged 'parameters'")
+    return cell
+
+
+def notebook_parameters(name):
+    """The committed values of a notebook's parameters cell, {name: value}, in order (one literal a line)."""
+    import nbformat
+    cell = _parameters_cell(nbformat.read(notebook_path(name), as_version=4))
+    values = {}
+    for node in ast.parse(cell.source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ValueError(f"parameters cell line {node.lineno} is not `name = literal`")
+        values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def set_parameters(name, **values):
+    """Rewrite committed parameter values in place (comments kept), e.g. the steps a shipped model trained for."""
+    import nbformat
+    path = notebook_path(name)
+    nb = nbformat.read(path, as_version=4)
+    cell = _parameters_cell(nb)
+    known = notebook_parameters(name)
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{path.name} has no parameters {unknown}; it has {sorted(known)}")
+    lines = cell.source.splitlines()
+    for i, line in enumerate(lines):
+        key, _, rest = line.partition("=")
+        if key.strip() in values:
+            old, comment = rest.split("#", 1) if "#" in rest else (rest, None)
+            new = f"{key.strip()} = {values[key.strip()]!r}"
+            pad = max(1, len(key) + 1 + len(old) - len(new))  # keep the comments aligned where they fit
+            lines[i] = new + (" " * pad + "#" + comment if comment is not None else "")
+    cell.source = "\n".join(lines)
+    tmp = path.with_name(f".{path.name}.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)
+
+
 def _parse_value(text):
     try:
         return ast.literal_eval(text)

@@ -45,7 +45,7 @@ def _descend(opt, sched, loss):
 
 
 def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0,
-                     device="cpu", precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None):
+                     device="cpu", precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None, stop_by=None):
     """Multi-label BCE on 0/1 attribute targets [N, A]. Returns (model, trainer)."""
     check_precision(precision)
     cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=attrs.shape[1])
@@ -67,12 +67,12 @@ def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, b
         _descend(opt, sched, loss)
         return {"bce": loss.item()}
 
-    trainer.run(step_fn, steps, stop_at)
+    trainer.run(step_fn, steps, stop_at, stop_by)
     return model.eval(), trainer
 
 
 def train_identity(images, identities, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0, device="cpu",
-                   precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None):
+                   precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None, stop_by=None):
     """ArcFace margin loss over identity labels (any ints). Returns (embedding net, trainer)."""
     check_precision(precision)
     classes, labels = torch.unique(torch.as_tensor(identities), return_inverse=True)
@@ -98,12 +98,12 @@ def train_identity(images, identities, out_dir, steps, cfg=None, batch=64, lr=2e
         _descend(opt, sched, loss)
         return {"arcface": loss.item()}
 
-    trainer.run(step_fn, steps, stop_at)
+    trainer.run(step_fn, steps, stop_at, stop_by)
     return model.eval(), trainer
 
 
 def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, seed=0, device="cpu",
-               precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None,
+               precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None, stop_by=None,
                attrs=None, attribute_names=None, label_captions=0):
     """Contrastive (InfoNCE both ways) on images and captions; `captions[i]` is a list of phrasings of
     image i, one drawn per step. Returns (clip.model.CLIP, trainer).
@@ -164,5 +164,5 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
         return {"contrastive": loss.item(), "logit_scale": model.logit_scale.exp().item(),
                 "label_captions": len(cols) if label_captions else 0}
 
-    trainer.run(step_fn, steps, stop_at)
+    trainer.run(step_fn, steps, stop_at, stop_by)
     return model.eval(), trainer

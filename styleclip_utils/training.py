@@ -122,17 +122,18 @@ class Trainer:
         log = [r for r in read_log(self.out_dir) if r["step"] <= self.step]
         (self.out_dir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
 
-    def run(self, step_fn, steps, stop_at=None):
-        """Train until `steps` (total, counting resumed ones); `stop_at` ends this call earlier with a
-        checkpoint (a time-boxed session), and a later call resumes. Returns the last logged losses."""
+    def run(self, step_fn, steps, stop_at=None, stop_by=None):
+        """Train until `steps` (total, counting resumed ones); `stop_at` (a step) or `stop_by` (a wall-clock
+        time, `time.time()`) ends this call earlier with a checkpoint (a time-boxed session: a GPU lease, a
+        night), and a later call resumes. Returns the last logged losses."""
         if self.step > steps:  # the returned weights would not be what the caller asked for (and records)
             raise ValueError(f"{self.ckpt_path} is at step {self.step}, beyond the {steps} steps asked for; ask "
                              f"for >= {self.step} steps, or use a new out_dir")
         end = min(steps, stop_at) if stop_at is not None else steps
-        logged = {}
+        logged, saved = {}, self.step
         with open(self.out_dir / "log.jsonl", "a") as log, \
                 tqdm(total=steps, initial=self.step, disable=not self.progress, desc=self.out_dir.name) as bar:
-            while self.step < end:
+            while self.step < end and (stop_by is None or time.time() < stop_by):
                 t = time.perf_counter()
                 losses = step_fn(self.step)
                 self.elapsed += time.perf_counter() - t
@@ -145,6 +146,9 @@ class Trainer:
                     bar.set_postfix(logged)
                 if self.step % self.ckpt_every == 0 or self.step == end:
                     self.save()
+                    saved = self.step
+        if saved != self.step:  # stopped by the clock between checkpoints: keep every step done
+            self.save()
         return logged
 
 

@@ -1,0 +1,140 @@
+"""Notebook 00's four training calls as functions of its parameters.
+
+The notebook calls these, and so does a launcher that runs each model in a process of its own (on a GPU
+the small models are launch-bound, so four processes train at once in about the time of the slowest).
+Same parameters -> same configs -> same run folders: the notebook then finds finished checkpoints,
+resumes nothing, and only evaluates and exports.
+
+    python -m styleclip_utils.train_all stylegan2 -p batch_gan 64 --seconds 400   # time-boxed: steps unknown
+    python -m styleclip_utils.train_all clip -p steps_clip 6000 -p batch_clip 256
+
+Parameters not given take notebook 00's committed values (its `parameters` cell is the one source).
+"""
+import argparse
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from . import datasets, synthfaces
+from .nets import ConvNetConfig, SmallCLIPConfig
+from .paths import DATA_DIR, RUNS_DIR
+from .runs import _parse_value, notebook_parameters
+from .train_nets import train_classifier, train_clip, train_identity
+from .train_stylegan2 import GANConfig, train_stylegan2
+
+NOTEBOOK = "00_train_synthfaces_models"
+MODELS = ("classifier", "identity", "clip", "stylegan2")
+POSITIVE_INTS = ("n_images", "net_width", "batch_nets", "steps_classifier", "steps_identity", "clip_width",
+                 "clip_layers", "clip_resolution", "batch_clip", "steps_clip", "steps_gan", "batch_gan",
+                 "gan_channels", "eval_images")
+
+
+def check_parameters(P):
+    """Notebook 00's parameters (a dict) -> the same dict, or a ValueError that says what to give."""
+    for name in POSITIVE_INTS:
+        if not (isinstance(P[name], int) and P[name] >= 1):
+            raise ValueError(f"{name} must be a positive integer, got {P[name]!r}")
+    if P["device"] not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {P['device']!r}")
+    if P["device"] == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but no GPU is visible; use 'auto' or 'cpu'")
+    if P["precision"] not in ("bf16", "fp32"):
+        raise ValueError(f"precision must be 'bf16' or 'fp32', got {P['precision']!r}")
+    vit = P["clip_vision"] == "vit"
+    if P["clip_vision"] not in ("resnet", "vit"):
+        raise ValueError(f"clip_vision must be 'resnet' or 'vit', got {P['clip_vision']!r}")
+    if P["clip_width"] % (64 if vit else 2):
+        raise ValueError(f"clip_width must be a multiple of 64 for 'vit' and even for 'resnet' (CLIP's attention "
+                         f"heads are 64 wide), got {P['clip_width']}")
+    if P["clip_resolution"] % (8 if vit else 32):
+        raise ValueError(f"clip_resolution must be a multiple of 32 for 'resnet' (its attention pool works on a "
+                         f"1/32 grid) and of 8 for 'vit' (its patch size), got {P['clip_resolution']}")
+    if not (isinstance(P["label_captions"], int) and P["label_captions"] >= 0):
+        raise ValueError(f"label_captions must be an integer >= 0, got {P['label_captions']!r}")
+    if P["size"] not in (32, 64, 128):
+        raise ValueError(f"size must be 32, 64 or 128, got {P['size']!r}")
+    return P
+
+
+def device_of(P):
+    if P["device"] == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(P["device"])
+
+
+def out_dir_of(P):
+    return Path(P["out_dir"]) if P["out_dir"] else RUNS_DIR / NOTEBOOK
+
+
+def load_data(P, progress=False):
+    """Render (or reuse) the SynthFaces set the models train on -> (root, train tensors, test tensors)."""
+    n, size = P["n_images"], P["size"]
+    root = synthfaces.ensure_synthfaces(DATA_DIR / f"synthfaces_{size}px_n{n}_seed0", n=n, size=size, seed=0,
+                                        progress=progress)
+    return root, datasets.load_tensors(root, "train", size), datasets.load_tensors(root, "test", size)
+
+
+def classifier(P, train, **kw):
+    cfg = ConvNetConfig(P["size"], P["net_width"], len(train["attribute_names"]))
+    return train_classifier(train["images"], train["attrs"], train["attribute_names"], out_dir_of(P) / "classifier",
+                            P["steps_classifier"], cfg, batch=P["batch_nets"], seed=P["seed"], device=device_of(P),
+                            precision=P["precision"], **kw)
+
+
+def identity(P, train, **kw):
+    cfg = ConvNetConfig(P["size"], P["net_width"], 128)
+    return train_identity(train["images"], train["identities"], out_dir_of(P) / "identity", P["steps_identity"], cfg,
+                          batch=P["batch_nets"], seed=P["seed"], device=device_of(P), precision=P["precision"], **kw)
+
+
+def clip_config(P):
+    layers = (P["clip_layers"],) * 4 if P["clip_vision"] == "resnet" else P["clip_layers"]
+    return SmallCLIPConfig(image_resolution=P["clip_resolution"], vision_width=P["clip_width"], vision_layers=layers)
+
+
+def clip(P, train, **kw):
+    return train_clip(train["images"], train["captions"], out_dir_of(P) / "clip", P["steps_clip"], clip_config(P),
+                      batch=P["batch_clip"], seed=P["seed"], device=device_of(P), precision=P["precision"],
+                      attrs=train["attrs"], attribute_names=train["attribute_names"],
+                      label_captions=P["label_captions"], **kw)
+
+
+def gan_config(P):
+    w = P["gan_channels"]
+    widths = {4: w, 8: w, 16: w, 32: w // 2, 64: w // 4, 128: w // 8}  # narrower where the maps are large
+    return GANConfig(size=P["size"], batch=P["batch_gan"], channels={r: c for r, c in widths.items() if r <= P["size"]},
+                     precision=P["precision"])
+
+
+def stylegan2(P, train, **kw):
+    return train_stylegan2(train["images"], out_dir_of(P) / "stylegan2", P["steps_gan"], gan_config(P),
+                           seed=P["seed"], device=device_of(P), **kw)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", choices=MODELS)
+    ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="a notebook 00 parameter (Python literal); the others keep the notebook's values")
+    ap.add_argument("--seconds", type=float, help="stop after this long with a checkpoint (resume later)")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    P = notebook_parameters(NOTEBOOK)
+    unknown = sorted({k for k, _ in args.p} - set(P))
+    if unknown:
+        ap.error(f"unknown parameters {unknown}; notebook 00 has {sorted(P)}")
+    P.update({k: _parse_value(v) for k, v in args.p})
+    try:
+        check_parameters(P)
+    except ValueError as e:
+        ap.error(str(e))
+    _, train, _ = load_data(P, progress=not args.no_progress)
+    stop_by = time.time() + args.seconds if args.seconds else None
+    _, run = globals()[args.model](P, train, progress=not args.no_progress, stop_by=stop_by)
+    print(f"{args.model}: step {run.step} in {run.elapsed:.0f} s of training -> {run.out_dir}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
