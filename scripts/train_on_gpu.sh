@@ -30,14 +30,14 @@ param() { $PY -c "from styleclip_utils.runs import notebook_parameters as p; pri
 
 pack() {  # whatever exists, also after a failure: the weights are written model by model
     tar czf runs/results.tgz --ignore-failed-read notebooks/$NB.ipynb data/weights/synthfaces \
-        $(ls runs/$NB/*.png runs/$NB/*.json runs/*/*/log.jsonl runs/*/*/config.json runs/*.log 2>/dev/null)
+        $(ls runs/$NB/*.png runs/$NB/*.json runs/*/*/log.jsonl runs/*/*/config.json runs/*.log runs/$NB/*/log.jsonl 2>/dev/null)
     split -b 15m -d runs/results.tgz "$RESULTS/results.tgz.part"
     log "packed $(du -h runs/results.tgz | cut -f1)"
 }
 trap pack EXIT
 
 if [ "${MPS:-0}" = 1 ]; then  # CUDA MPS: the processes' kernels share the GPU instead of taking turns
-    nvidia-cuda-mps-control -d && $PY -c "import torch; torch.ones(1, device='cuda').sum().item()" \
+    nvidia-cuda-mps-control -d && timeout 60 $PY -c "import torch; torch.ones(1, device='cuda').sum().item()" \
         && log "MPS on" || { echo quit | nvidia-cuda-mps-control; log "MPS failed: without it"; }
 fi
 [ -n "${PARAMS:-}" ] && $PY -c "from styleclip_utils.runs import set_parameters; set_parameters('$NB', **$PARAMS)"
@@ -71,8 +71,11 @@ PY
 log "CLIP trial done; steps_clip=$steps_clip"
 $PY -c "from styleclip_utils.runs import set_parameters; set_parameters('$NB', steps_clip=$steps_clip)"
 train clip clip
+command -v nvidia-smi > /dev/null && for t in 60 180; do  # how busy the GPU is with all runs on it
+    (sleep $t; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >> runs/gpu.log) &
+done
 wait
-log "training done"; tail -n 2 runs/*.log
+log "training done"; cat runs/gpu.log 2>/dev/null; tail -n 2 runs/*.log
 
 # The GAN variant that ships: most prompt attributes within ±50% of the data's frequency, then the smallest
 # worst error. Each variant's generator comes from its checkpoint through the notebook's own calls.
