@@ -20,7 +20,10 @@ from .paths import NOTEBOOKS_DIR, ROOT, RUNS_DIR
 
 
 def notebook_path(name):
-    path = NOTEBOOKS_DIR / (name if name.endswith(".ipynb") else name + ".ipynb")
+    """notebooks/<name>.ipynb, or `name` itself when it is the path of a notebook file."""
+    if str(name).endswith(".ipynb") and Path(name).is_file():
+        return Path(name)
+    path = NOTEBOOKS_DIR / (name if str(name).endswith(".ipynb") else name + ".ipynb")
     if not path.exists():
         available = sorted(p.stem for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
         raise FileNotFoundError(f"no notebook {path.name} in {NOTEBOOKS_DIR}; available: {available}")

@@ -161,3 +161,22 @@ def test_unknown_precision_is_rejected(tmp_path):
         train_classifier(img, attrs, ["Red", "Square"], tmp_path / "run", 5, TINY_NET, batch=16,
                          precision="fp16", progress=False)
     assert not (tmp_path / "run").exists()  # rejected before any work: no run folder left behind
+
+
+def test_train_all_cli_leaves_the_run_notebook_00_resumes(tmp_path):
+    """A launcher process (`python -m styleclip_utils.train_all`) and notebook 00 make the same call: the
+    notebook finds the finished checkpoint and trains nothing more."""
+    from styleclip_utils import train_all
+    from styleclip_utils.runs import notebook_parameters
+
+    tiny = dict(n_images=200, size=32, net_width=8, batch_nets=16, steps_classifier=3, out_dir=str(tmp_path))
+    train_all.main(["classifier", "--no-progress"] + [a for k, v in tiny.items() for a in ("-p", k, repr(v))])
+    log = (tmp_path / "classifier" / "log.jsonl").read_text()
+    P = train_all.check_parameters(dict(notebook_parameters(train_all.NOTEBOOK), **tiny))
+    _, train, _ = train_all.load_data(P)
+    _, run = train_all.classifier(P, train, progress=False)
+    assert run.step == 3 and (tmp_path / "classifier" / "log.jsonl").read_text() == log
+    with pytest.raises(SystemExit):
+        train_all.main(["classifier", "-p", "stepz", "3"])
+    with pytest.raises(SystemExit):  # checked before any data is rendered
+        train_all.main(["classifier", "-p", "clip_resolution", "48"])

@@ -123,3 +123,26 @@ def test_parameters_cell_is_first_and_papermill_reads_every_line(path):
     names = [line.split("=")[0].strip() for line in first.source.splitlines() if line.strip()]
     assert all("#" in line for line in first.source.splitlines() if line.strip()), "every parameter has a comment"
     assert list(inspect_notebook(str(path))) == names
+
+
+def test_notebook_parameters_are_read_and_rewritten_in_place(tmp_path):
+    """set_parameters changes only the named values (comments kept, papermill still reads every line)."""
+    import shutil
+
+    import nbformat
+    from papermill import inspect_notebook
+
+    from styleclip_utils.runs import notebook_parameters, set_parameters
+
+    path = tmp_path / "00.ipynb"
+    shutil.copy(NOTEBOOKS_DIR / "00_train_synthfaces_models.ipynb", path)
+    before = notebook_parameters(path)
+    assert before["size"] == 64 and before["weights_dir"] == ""
+    set_parameters(path, steps_gan=123, device="cuda")
+    after = notebook_parameters(path)
+    assert after == dict(before, steps_gan=123, device="cuda")
+    source = nbformat.read(path, as_version=4).cells[1].source
+    assert "steps_gan = 123" in source and "# StyleGAN2 steps" in source
+    assert list(inspect_notebook(str(path))) == list(after)
+    with pytest.raises(ValueError, match="no parameters \\['stepz'\\]"):
+        set_parameters(path, stepz=1)
