@@ -11,6 +11,8 @@ resumes nothing, and only evaluates and exports.
 Parameters not given take notebook 00's committed values (its `parameters` cell is the one source).
 """
 import argparse
+import hashlib
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +21,7 @@ import torch
 
 from . import datasets, synthfaces
 from .nets import ConvNetConfig, SmallCLIPConfig
-from .paths import DATA_DIR, RUNS_DIR
+from .paths import DATA_DIR, ROOT, RUNS_DIR
 from .runs import _parse_value, notebook_parameters
 from .train_nets import train_classifier, train_clip, train_identity
 from .train_stylegan2 import GANConfig, train_stylegan2
@@ -29,6 +31,7 @@ MODELS = ("classifier", "identity", "clip", "stylegan2")
 POSITIVE_INTS = ("n_images", "net_width", "batch_nets", "steps_classifier", "steps_identity", "clip_width",
                  "clip_layers", "clip_resolution", "batch_clip", "steps_clip", "steps_gan", "batch_gan",
                  "gan_channels", "eval_images")
+NON_NEGATIVE_INTS = ("label_captions", "gan_d_warmup")
 
 
 def check_parameters(P):
@@ -36,6 +39,8 @@ def check_parameters(P):
     for name in POSITIVE_INTS:
         if not (isinstance(P[name], int) and P[name] >= 1):
             raise ValueError(f"{name} must be a positive integer, got {P[name]!r}")
+    if not (isinstance(P["retrain"], (list, tuple)) and set(P["retrain"]) <= set(MODELS)):
+        raise ValueError(f"retrain must be a list of models among {list(MODELS)}, got {P['retrain']!r}")
     if P["device"] not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {P['device']!r}")
     if P["device"] == "cuda" and not torch.cuda.is_available():
@@ -51,8 +56,12 @@ def check_parameters(P):
     if P["clip_resolution"] % (8 if vit else 32):
         raise ValueError(f"clip_resolution must be a multiple of 32 for 'resnet' (its attention pool works on a "
                          f"1/32 grid) and of 8 for 'vit' (its patch size), got {P['clip_resolution']}")
-    if not (isinstance(P["label_captions"], int) and P["label_captions"] >= 0):
-        raise ValueError(f"label_captions must be an integer >= 0, got {P['label_captions']!r}")
+    for name in NON_NEGATIVE_INTS:
+        if not (isinstance(P[name], int) and P[name] >= 0):
+            raise ValueError(f"{name} must be an integer >= 0, got {P[name]!r}")
+    if P["gan_init"] and not gan_init_of(P).is_file():
+        raise FileNotFoundError(f"gan_init: no generator file at {gan_init_of(P)}; give the path of an exported "
+                                f"generator (e.g. data/weights/synthfaces/generator.safetensors) or '' for a new GAN")
     if P["size"] not in (32, 64, 128):
         raise ValueError(f"size must be 32, 64 or 128, got {P['size']!r}")
     return P
@@ -105,12 +114,27 @@ def gan_config(P):
     w = P["gan_channels"]
     widths = {4: w, 8: w, 16: w, 32: w // 2, 64: w // 4, 128: w // 8}  # narrower where the maps are large
     return GANConfig(size=P["size"], batch=P["batch_gan"], channels={r: c for r, c in widths.items() if r <= P["size"]},
-                     precision=P["precision"])
+                     precision=P["precision"], d_warmup=P["gan_d_warmup"])
+
+
+def gan_init_of(P):
+    """The generator to continue from (a path relative to the project root), or None for a new GAN."""
+    return (ROOT / P["gan_init"]) if P["gan_init"] else None
 
 
 def stylegan2(P, train, **kw):
-    return train_stylegan2(train["images"], out_dir_of(P) / "stylegan2", P["steps_gan"], gan_config(P),
-                           seed=P["seed"], device=device_of(P), **kw)
+    """-> (G_ema, trainer). With gan_init, the run folder keeps `init.json`: the record of the generator it
+    started from (read when the run starts: a later export may overwrite that file)."""
+    run_dir, init = out_dir_of(P) / "stylegan2", gan_init_of(P)
+    if init is not None and not (run_dir / "checkpoint.pt").exists():
+        record = init.with_suffix(".json")
+        lineage = json.loads(record.read_text()) if record.is_file() else {}
+        lineage = dict(file=P["gan_init"], sha256=hashlib.sha256(init.read_bytes()).hexdigest(),
+                       steps=lineage.get("steps"), commit=lineage.get("commit"), init=lineage.get("init"))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "init.json").write_text(json.dumps(lineage, indent=1) + "\n")
+    return train_stylegan2(train["images"], run_dir, P["steps_gan"], gan_config(P), seed=P["seed"],
+                           device=device_of(P), init=init, **kw)
 
 
 def main(argv=None):

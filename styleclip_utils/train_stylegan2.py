@@ -7,10 +7,12 @@ The hyper-parameters follow rosinality's train.py, with R1's gamma scaled for sm
 """
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from .checkpoints import check_state_dict, generator_state, load_checkpoint
 from .stylegan2 import Discriminator, Generator
 from .training import Trainer, atomic_save, autocast, batch_at, check_precision
 
@@ -31,6 +33,7 @@ class GANConfig:
     ema_kimg: float = 10.0      # EMA half-life in thousands of images
     ema_rampup: float = 0.05    # early on, half-life <= 5% of the images seen (StyleGAN2-ADA); 0 = off
     flip: bool = True           # x-flip augmentation of the real images
+    d_warmup: int = 0           # first steps train D alone (G frozen): a fresh D for a generator given as `init`
     precision: str = "fp32"     # "bf16": G and D forward passes in bfloat16 (R1 and path length stay fp32)
 
     def __post_init__(self):
@@ -65,9 +68,14 @@ def _real_batch(images, cfg, step, seed, device):
 
 
 def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt_every=500, log_every=10,
-                    progress=True, stop_at=None, stop_by=None):
+                    progress=True, stop_at=None, stop_by=None, init=None):
     """images: uint8 tensor [N, 3, size, size]. Returns (G_ema, trainer). Resumes from out_dir if it holds
-    a checkpoint of the same config."""
+    a checkpoint of the same config.
+
+    `init`: a generator file (rosinality layout: a real `g_ema` checkpoint or an exported SynthFaces
+    generator) to continue from. G and G_ema start as its g_ema; D and the optimisers start fresh, so set
+    `cfg.d_warmup` to let D catch up before G moves. This is how training goes on across machines that keep
+    only the shipped generator (a full checkpoint with D and Adam's moments stays in runs/)."""
     cfg = cfg or GANConfig()
     device = torch.device(device)
     if tuple(images.shape[1:]) != (3, cfg.size, cfg.size) or images.dtype != torch.uint8:
@@ -76,6 +84,10 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
     torch.manual_seed(seed)  # identical initial weights for a given seed
     G, G_ema = cfg.generator().to(device), cfg.generator().to(device)
     G.memory_format = torch.channels_last
+    if init is not None:
+        sd, _ = generator_state(load_checkpoint(init))
+        check_state_dict(G, sd, what=f"GAN init {init}")   # it must be this config's generator
+        G.load_state_dict(sd)
     G_ema.load_state_dict(G.state_dict())
     G_ema.eval().requires_grad_(False)
     D = Discriminator(cfg.size, channels=cfg.channels).to(device)
@@ -84,7 +96,8 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
     stats = torch.nn.Module()  # running statistics that must survive a resume
     stats.register_buffer("pl_mean", torch.zeros((), device=device))
     trainer = Trainer(out_dir, dict(G=G, D=D, G_ema=G_ema, stats=stats), dict(g_opt=g_opt, d_opt=d_opt),
-                      dict(kind="stylegan2", **asdict(cfg)), seed=seed, device=device,
+                      dict(kind="stylegan2", **asdict(cfg), init=Path(init).name if init else None), seed=seed,
+                      device=device,
                       ckpt_every=ckpt_every, log_every=log_every, progress=progress)
 
     def step_fn(step):
@@ -109,6 +122,8 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
             (cfg.r1_gamma / 2 * r1 * cfg.d_reg_every).backward()
             d_opt.step()
             losses["r1"] = r1.item()
+        if step < cfg.d_warmup:  # D alone: G and its EMA stay as given
+            return losses
         # --- generator: non-saturating softplus(-D(G(z)))
         G.requires_grad_(True)
         D.requires_grad_(False)

@@ -79,11 +79,40 @@ def test_00_trains_and_ships_loadable_models(tiny_weights):
         assert (tiny_weights / "run" / name).exists()
 
 
+def test_00_retrains_one_model_and_continues_a_shipped_generator(tiny_weights, tmp_path):
+    """retrain=["stylegan2"] keeps the other three (records of how they were trained, metrics re-measured);
+    gan_init continues from an exported generator, and its record names that generator."""
+    import shutil
+
+    from styleclip_utils import models
+    shutil.copytree(tiny_weights / "w", tmp_path / "w")
+    before = {n: models.read_record(n, tmp_path / "w") for n in models.NAMES}
+    params = dict(n_images=200, size=32, retrain=["stylegan2"], gan_init=str(tiny_weights / "w" / "generator.safetensors"),
+                  gan_d_warmup=1, steps_gan=3, batch_gan=4, gan_channels=16, eval_images=8,
+                  weights_dir=str(tmp_path / "w"), out_dir=str(tmp_path / "run"))
+    run_notebook("00_train_synthfaces_models", params, out_dir=tmp_path / "run", progress=False)
+    after = {n: models.read_record(n, tmp_path / "w") for n in models.NAMES}
+    for name in ("classifier", "identity", "clip"):
+        assert {k: v for k, v in after[name].items() if k != "metrics"} == \
+               {k: v for k, v in before[name].items() if k != "metrics"}
+    assert after["classifier"]["metrics"] == before["classifier"]["metrics"]   # same weights, same data
+    gen = after["generator"]
+    assert gen["steps"] == 3 and gen["config"]["d_warmup"] == 1
+    assert gen["init"]["steps"] == before["generator"]["steps"] and len(gen["init"]["sha256"]) == 64
+    assert models.load_generator(root=tmp_path / "w").size == 32
+
+
 def test_00_rejects_bad_parameters(tmp_path):
     params = dict(clip_resolution=48, weights_dir=str(tmp_path / "w"), out_dir=str(tmp_path))
     with pytest.raises(PapermillExecutionError, match="clip_resolution must be a multiple of 32"):
         run_notebook("00_train_synthfaces_models", params, out_dir=tmp_path, progress=False)
     assert not (tmp_path / "w").exists()
+    for bad, message in ((dict(retrain=["gan"]), "retrain must be a list of models among"),
+                         (dict(gan_init="nowhere.safetensors"), "gan_init: no generator file at")):
+        with pytest.raises(PapermillExecutionError, match=message):
+            run_notebook("00_train_synthfaces_models", dict(params, clip_resolution=96, **bad), out_dir=tmp_path,
+                         progress=False)
+        assert not (tmp_path / "w").exists()
 
 
 def test_03_compares_spaces(tiny_weights, tmp_path):
