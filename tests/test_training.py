@@ -116,3 +116,21 @@ def test_gan_time_box_checkpoints_where_it_stopped_and_resumes_exactly(tmp_path)
     G_full, _ = train_stylegan2(images, tmp_path / "full", stopped + 2, cfg, seed=2, progress=False)
     for (k, a), b in zip(G_full.state_dict().items(), G_res.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_gan_continues_from_an_exported_generator(tmp_path):
+    """init= starts G and G_ema from an exported g_ema; during d_warmup only D trains, then G moves."""
+    cfg = GANConfig(**TINY)
+    images = toy_images()
+    G0, _ = train_stylegan2(images, tmp_path / "first", 3, cfg, seed=1, progress=False)
+    path = export_generator(G0, tmp_path / "g.pt", n_mean=100)
+    warm = GANConfig(**TINY, d_warmup=2)
+    G_warm, run = train_stylegan2(images, tmp_path / "warm", 2, warm, seed=5, progress=False, init=path)
+    for (k, a), b in zip(G0.state_dict().items(), G_warm.state_dict().values()):
+        assert torch.equal(a, b), k     # D alone: the generator is exactly the one given
+    assert all("g" not in r for r in read_log(tmp_path / "warm")) and run.config["init"] == "g.pt"
+    G_on, _ = train_stylegan2(images, tmp_path / "warm", 4, warm, seed=5, progress=False, init=path)
+    assert not torch.equal(G0.state_dict()["style.1.weight"], G_on.state_dict()["style.1.weight"])
+    other = GANConfig(**dict(TINY, channels={4: 8, 8: 8, 16: 8}))
+    with pytest.raises(Exception, match="GAN init .* does not match Generator"):
+        train_stylegan2(images, tmp_path / "other", 1, other, progress=False, init=path)
