@@ -42,6 +42,8 @@ if [ "${MPS:-0}" = 1 ]; then  # CUDA MPS: the processes' kernels share the GPU i
 fi
 [ -n "${PARAMS:-}" ] && $PY -c "from styleclip_utils.runs import set_parameters; set_parameters('$NB', **$PARAMS)"
 N=$(param n_images); S=$(param size)
+RETRAIN=" $($PY -c "from styleclip_utils.runs import notebook_parameters as p; print(*p('$NB')['retrain'])") "
+retrains() { [[ "$RETRAIN" == *" $1 "* ]]; }   # models not in `retrain` are the shipped ones: not trained here
 $PY -m styleclip_utils.synthfaces --out data/synthfaces_${S}px_n${N}_seed0 --n "$N" --size "$S" --workers "$WORKERS" \
     --no-progress > runs/synthfaces.log 2>&1 || { cat runs/synthfaces.log; exit 1; }
 log "data ready: $(head -1 runs/synthfaces.log)"
@@ -51,16 +53,18 @@ train() {  # model, log name, then train_all arguments
     $PY -m styleclip_utils.train_all "$model" --no-progress "$@" > "runs/$name.log" 2>&1 &
 }
 deadline=$((T0 + BUDGET))
-train classifier classifier
-train identity identity
+retrains classifier && train classifier classifier
+retrains identity && train identity identity
+retrains stylegan2 || GAN_BATCHES=""
 for b in $GAN_BATCHES; do
     train stylegan2 gan_b$b -p steps_gan 1000000 -p batch_gan "$b" -p out_dir "runs/gan_b$b" --seconds $((deadline - $(date +%s) - 15))
 done
-# A timed trial of the CLIP (steps 20-40, past cuDNN's warm-up, beside the other runs) sizes the real run.
-rm -rf runs/clip_trial
-$PY -m styleclip_utils.train_all clip --no-progress -p steps_clip 40 -p out_dir runs/clip_trial > runs/clip_trial.log 2>&1 \
-    || { cat runs/clip_trial.log; exit 1; }
-steps_clip=$($PY - <<PY
+if retrains clip; then
+    # A timed trial of the CLIP (steps 20-40, past cuDNN's warm-up, beside the other runs) sizes the real run.
+    rm -rf runs/clip_trial
+    $PY -m styleclip_utils.train_all clip --no-progress -p steps_clip 40 -p out_dir runs/clip_trial \
+        > runs/clip_trial.log 2>&1 || { cat runs/clip_trial.log; exit 1; }
+    steps_clip=$($PY - <<PY
 import json, time
 log = [json.loads(l) for l in open("runs/clip_trial/clip/log.jsonl")]
 per_step = (log[-1]["seconds"] - log[1]["seconds"]) / (log[-1]["step"] - log[1]["step"])
@@ -68,9 +72,10 @@ left = $deadline - time.time() - 20   # data loading and the final checkpoint
 print(max(250, int(0.9 * left / per_step) // 250 * 250))
 PY
 )
-log "CLIP trial done; steps_clip=$steps_clip"
-$PY -c "from styleclip_utils.runs import set_parameters; set_parameters('$NB', steps_clip=$steps_clip)"
-train clip clip
+    log "CLIP trial done; steps_clip=$steps_clip"
+    $PY -c "from styleclip_utils.runs import set_parameters; set_parameters('$NB', steps_clip=$steps_clip)"
+    train clip clip
+fi
 command -v nvidia-smi > /dev/null && for t in 60 180; do  # how busy the GPU is with all runs on it
     (sleep $t; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >> runs/gpu.log) &
 done
@@ -78,29 +83,35 @@ wait
 log "training done"; cat runs/gpu.log 2>/dev/null; tail -n 2 runs/*.log
 
 # The GAN variant that ships: most prompt attributes within ±50% of the data's frequency, then the smallest
-# worst error. Each variant's generator comes from its checkpoint through the notebook's own calls.
-$PY - <<PY || exit 1
+# worst error. Each variant's generator comes from its checkpoint through the notebook's own calls; the judge
+# is the classifier of this run, or the shipped one when it is not retrained.
+[ -z "$GAN_BATCHES" ] || $PY - <<PY || exit 1
 import json
-from styleclip_utils import evaluate, train_all
+import os
+import shutil
+from styleclip_utils import evaluate, models, train_all
 from styleclip_utils.checkpoints import load_checkpoint
 from styleclip_utils.runs import notebook_parameters, set_parameters
 P = notebook_parameters("$NB")
 _, train, test = train_all.load_data(P)
-judge, _ = train_all.classifier(P, train, progress=False)
+judge = (train_all.classifier(P, train, progress=False)[0] if "classifier" in P["retrain"]
+         else models.load_classifier(train_all.device_of(P)))
 rows = []
 for b in "$GAN_BATCHES".split():
     out = f"runs/gan_b{b}"
     step = load_checkpoint(f"{out}/stylegan2/checkpoint.pt")["step"]
     Q = dict(P, batch_gan=int(b), out_dir=out, steps_gan=step)
     G, _ = train_all.stylegan2(Q, train, progress=False)
-    _, _, rel = evaluate.frequency_check(G, judge, test["attrs"], n=P["eval_images"], seed=P["seed"], device=train_all.device_of(P))
+    _, _, rel = evaluate.frequency_check(G, judge, test["attrs"], n=P["eval_images"], seed=P["seed"],
+                                         device=train_all.device_of(P))
     rows.append(dict(batch_gan=int(b), steps=step, images=step * int(b), within=sum(v <= 0.5 for v in rel.values()),
                      worst=max(rel.values()), relative_error=rel))
     print({k: v for k, v in rows[-1].items() if k != "relative_error"})
 best = max(rows, key=lambda r: (r["within"], -r["worst"]))
+os.makedirs("runs/$NB", exist_ok=True)
 json.dump(dict(chosen=best["batch_gan"], variants=rows), open("runs/$NB/gan_selection.json", "w"), indent=1)
 set_parameters("$NB", batch_gan=best["batch_gan"], steps_gan=best["steps"])
-import shutil; shutil.rmtree("runs/$NB/stylegan2", ignore_errors=True)
+shutil.rmtree("runs/$NB/stylegan2", ignore_errors=True)
 shutil.move(f"runs/gan_b{best['batch_gan']}/stylegan2", "runs/$NB/stylegan2")
 PY
 log "GAN chosen"

@@ -152,7 +152,7 @@ def main(argv=None):
     P.update({k: _parse_value(v) for k, v in args.p})
     try:
         check_parameters(P)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         ap.error(str(e))
     _, train, _ = load_data(P, progress=not args.no_progress)
     stop_by = time.time() + args.seconds if args.seconds else None

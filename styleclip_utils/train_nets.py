@@ -45,7 +45,8 @@ def _descend(opt, sched, loss):
 
 
 def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0,
-                     device="cpu", precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None, stop_by=None):
+                     device="cpu", precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None,
+                     stop_by=None):
     """Multi-label BCE on 0/1 attribute targets [N, A]. Returns (model, trainer)."""
     check_precision(precision)
     cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=attrs.shape[1])

@@ -87,8 +87,9 @@ def test_00_retrains_one_model_and_continues_a_shipped_generator(tiny_weights, t
     from styleclip_utils import models
     shutil.copytree(tiny_weights / "w", tmp_path / "w")
     before = {n: models.read_record(n, tmp_path / "w") for n in models.NAMES}
-    params = dict(n_images=200, size=32, retrain=["stylegan2"], gan_init=str(tiny_weights / "w" / "generator.safetensors"),
-                  gan_d_warmup=1, steps_gan=3, batch_gan=4, gan_channels=16, eval_images=8,
+    params = dict(n_images=200, size=32, retrain=["stylegan2"], gan_d_warmup=1,
+                  gan_init=str(tiny_weights / "w" / "generator.safetensors"), steps_gan=3, batch_gan=4,
+                  gan_channels=16, eval_images=8,
                   weights_dir=str(tmp_path / "w"), out_dir=str(tmp_path / "run"))
     run_notebook("00_train_synthfaces_models", params, out_dir=tmp_path / "run", progress=False)
     after = {n: models.read_record(n, tmp_path / "w") for n in models.NAMES}
