@@ -96,9 +96,8 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
     stats = torch.nn.Module()  # running statistics that must survive a resume
     stats.register_buffer("pl_mean", torch.zeros((), device=device))
     trainer = Trainer(out_dir, dict(G=G, D=D, G_ema=G_ema, stats=stats), dict(g_opt=g_opt, d_opt=d_opt),
-                      dict(kind="stylegan2", **asdict(cfg), init=Path(init).name if init else None), seed=seed,
-                      device=device,
-                      ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+                      dict(kind="stylegan2", **asdict(cfg), init=Path(init).name if init else None),
+                      seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
 
     def step_fn(step):
         real = _real_batch(images, cfg, step, seed, device)
@@ -139,7 +138,7 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
         # EMA of the generator's weights. Without the ramp-up, the EMA of a short run still averages in the
         # random initial weights; the horizon is a function of the step, so resume stays exact.
         ema_nimg = cfg.ema_kimg * 1000
-        if cfg.ema_rampup > 0:
+        if cfg.ema_rampup > 0 and init is None:  # a given generator is already a long average
             ema_nimg = min(ema_nimg, (step + 1) * cfg.batch * cfg.ema_rampup)
         ema_beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
         with torch.no_grad():  # one fused call instead of a kernel per tensor (the GPU step is launch-bound)
