@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from styleclip_utils import train_all
-from styleclip_utils.runs import notebook_parameters
+from styleclip_utils.runs import notebook_parameters, parse_value
 
 BATCH_PARAM = dict(classifier="batch_nets", identity="batch_nets", clip="batch_clip", stylegan2="batch_gan")
 STEPS_PARAM = dict(classifier="steps_classifier", identity="steps_identity", clip="steps_clip", stylegan2="steps_gan")
@@ -49,9 +49,8 @@ def main():
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="a notebook 00 parameter (Python literal)")
     args = ap.parse_args()
-    from styleclip_utils.runs import _parse_value
     P = notebook_parameters(train_all.NOTEBOOK)
-    P.update({k: _parse_value(v) for k, v in args.p}, n_images=args.n_images)
+    P.update({k: parse_value(v) for k, v in args.p}, n_images=args.n_images)
     train_all.check_parameters(P)
     _, train, _ = train_all.load_data(P)
     dev = train_all.device_of(P)

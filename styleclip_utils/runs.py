@@ -102,7 +102,8 @@ def set_parameters(name, **values):
     os.replace(tmp, path)
 
 
-def _parse_value(text):
+def parse_value(text):
+    """A command-line value as a Python literal ("64", "[1, 2]", "'x'"), or the bare string."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -116,7 +117,7 @@ def main(argv=None):
                     help="override a parameter (Python literal) in every notebook run")
     ap.add_argument("--inplace", action="store_true", help="execute into notebooks/ (committed outputs)")
     args = ap.parse_args(argv)
-    params = {k: _parse_value(v) for k, v in args.p}
+    params = {k: parse_value(v) for k, v in args.p}
     for name in args.notebooks:
         notebook_path(name)  # a clear error for a misspelt name before anything runs
     for name in args.notebooks:

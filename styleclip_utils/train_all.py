@@ -22,7 +22,7 @@ import torch
 from . import datasets, synthfaces
 from .nets import ConvNetConfig, SmallCLIPConfig
 from .paths import DATA_DIR, ROOT, RUNS_DIR
-from .runs import _parse_value, notebook_parameters
+from .runs import notebook_parameters, parse_value
 from .train_nets import train_classifier, train_clip, train_identity
 from .train_stylegan2 import GANConfig, train_stylegan2
 
@@ -137,6 +137,9 @@ def stylegan2(P, train, **kw):
                            device=device_of(P), init=init, **kw)
 
 
+TRAINERS = dict(classifier=classifier, identity=identity, clip=clip, stylegan2=stylegan2)  # in MODELS' order
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", choices=MODELS)
@@ -149,14 +152,14 @@ def main(argv=None):
     unknown = sorted({k for k, _ in args.p} - set(P))
     if unknown:
         ap.error(f"unknown parameters {unknown}; notebook 00 has {sorted(P)}")
-    P.update({k: _parse_value(v) for k, v in args.p})
+    P.update({k: parse_value(v) for k, v in args.p})
     try:
         check_parameters(P)
     except (ValueError, FileNotFoundError) as e:
         ap.error(str(e))
     _, train, _ = load_data(P, progress=not args.no_progress)
     stop_by = time.time() + args.seconds if args.seconds else None
-    _, run = globals()[args.model](P, train, progress=not args.no_progress, stop_by=stop_by)
+    _, run = TRAINERS[args.model](P, train, progress=not args.no_progress, stop_by=stop_by)
     print(f"{args.model}: step {run.step} in {run.elapsed:.0f} s of training -> {run.out_dir}", flush=True)
 
 
