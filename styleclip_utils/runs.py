@@ -69,7 +69,10 @@ def _parameters_cell(nb):
 def notebook_parameters(name):
     """The committed values of a notebook's parameters cell, {name: value}, in order (one literal a line)."""
     import nbformat
-    cell = _parameters_cell(nbformat.read(notebook_path(name), as_version=4))
+    return _parameter_values(_parameters_cell(nbformat.read(notebook_path(name), as_version=4)))
+
+
+def _parameter_values(cell):
     values = {}
     for node in ast.parse(cell.source).body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
@@ -84,7 +87,7 @@ def set_parameters(name, **values):
     path = notebook_path(name)
     nb = nbformat.read(path, as_version=4)
     cell = _parameters_cell(nb)
-    known = notebook_parameters(name)
+    known = _parameter_values(cell)
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ValueError(f"{path.name} has no parameters {unknown}; it has {sorted(known)}")
