@@ -56,12 +56,18 @@ def check_parameters(P):
     if P["clip_resolution"] % (8 if vit else 32):
         raise ValueError(f"clip_resolution must be a multiple of 32 for 'resnet' (its attention pool works on a "
                          f"1/32 grid) and of 8 for 'vit' (its patch size), got {P['clip_resolution']}")
+    if P["label_on"] not in ("all", "prompts"):
+        raise ValueError(f"label_on must be 'all' or 'prompts', got {P['label_on']!r}")
+    for name in ("lr_clip", "lr_gan"):
+        if not (isinstance(P[name], float) and 0 < P[name] < 1):
+            raise ValueError(f"{name} must be a float in (0, 1), got {P[name]!r}")
     for name in NON_NEGATIVE_INTS:
         if not (isinstance(P[name], int) and P[name] >= 0):
             raise ValueError(f"{name} must be an integer >= 0, got {P[name]!r}")
-    if P["gan_init"] and not gan_init_of(P).is_file():
-        raise FileNotFoundError(f"gan_init: no generator file at {gan_init_of(P)}; give the path of an exported "
-                                f"generator (e.g. data/weights/synthfaces/generator.safetensors) or '' for a new GAN")
+    for key, what, name in (("gan_init", "generator", "generator"), ("clip_init", "small CLIP", "clip")):
+        if P[key] and not init_of(P, key).is_file():
+            raise FileNotFoundError(f"{key}: no {what} file at {init_of(P, key)}; give the path of an exported "
+                                    f"{what} (e.g. data/weights/synthfaces/{name}.safetensors) or '' to start afresh")
     if P["size"] not in (32, 64, 128):
         raise ValueError(f"size must be 32, 64 or 128, got {P['size']!r}")
     return P
@@ -104,37 +110,57 @@ def clip_config(P):
 
 
 def clip(P, train, **kw):
-    return train_clip(train["images"], train["captions"], out_dir_of(P) / "clip", P["steps_clip"], clip_config(P),
+    """-> (CLIP, trainer). With clip_init, the run folder keeps `init.json` (see `write_lineage`)."""
+    run_dir = out_dir_of(P) / "clip"
+    write_lineage(P, "clip_init", run_dir)
+    return train_clip(train["images"], train["captions"], run_dir, P["steps_clip"], clip_config(P),
                       batch=P["batch_clip"], seed=P["seed"], device=device_of(P), precision=P["precision"],
                       attrs=train["attrs"], attribute_names=train["attribute_names"],
-                      label_captions=P["label_captions"], **kw)
+                      label_captions=P["label_captions"], label_columns=label_columns_of(P, train["attribute_names"]),
+                      lr=P["lr_clip"], init=init_of(P, "clip_init"), **kw)
+
+
+def label_columns_of(P, attribute_names):
+    """label_on="prompts": label captions name only the attributes behind the project's prompts."""
+    if P["label_on"] == "all":
+        return None
+    return [c for c in synthfaces.PROMPT_ATTRIBUTES.values() if c in attribute_names]
 
 
 def gan_config(P):
     w = P["gan_channels"]
     widths = {4: w, 8: w, 16: w, 32: w // 2, 64: w // 4, 128: w // 8}  # narrower where the maps are large
     return GANConfig(size=P["size"], batch=P["batch_gan"], channels={r: c for r, c in widths.items() if r <= P["size"]},
-                     precision=P["precision"], d_warmup=P["gan_d_warmup"])
+                     precision=P["precision"], d_warmup=P["gan_d_warmup"], lr=P["lr_gan"])
 
 
-def gan_init_of(P):
-    """The generator to continue from (a path relative to the project root), or None for a new GAN."""
-    return (ROOT / P["gan_init"]) if P["gan_init"] else None
+def init_of(P, key):
+    """The model file to continue from (`gan_init`, `clip_init`: a path relative to the project root), or
+    None to start from random weights."""
+    return (ROOT / P[key]) if P[key] else None
+
+
+def write_lineage(P, key, run_dir):
+    """When a run starts from the file named by P[key], write `init.json` into its folder: that file's
+    sha256 and its record's steps, commit and own `init`, read now (a later export may overwrite the file)."""
+    init = init_of(P, key)
+    if init is None or (run_dir / "checkpoint.pt").exists():
+        return
+    record = init.with_suffix(".json")
+    lineage = json.loads(record.read_text()) if record.is_file() else {}
+    lineage = dict(file=P[key], sha256=hashlib.sha256(init.read_bytes()).hexdigest(),
+                   steps=lineage.get("steps"), commit=lineage.get("commit"), metrics=lineage.get("metrics"),
+                   init=lineage.get("init"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "init.json").write_text(json.dumps(lineage, indent=1) + "\n")
 
 
 def stylegan2(P, train, **kw):
-    """-> (G_ema, trainer). With gan_init, the run folder keeps `init.json`: the record of the generator it
-    started from (read when the run starts: a later export may overwrite that file)."""
-    run_dir, init = out_dir_of(P) / "stylegan2", gan_init_of(P)
-    if init is not None and not (run_dir / "checkpoint.pt").exists():
-        record = init.with_suffix(".json")
-        lineage = json.loads(record.read_text()) if record.is_file() else {}
-        lineage = dict(file=P["gan_init"], sha256=hashlib.sha256(init.read_bytes()).hexdigest(),
-                       steps=lineage.get("steps"), commit=lineage.get("commit"), init=lineage.get("init"))
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "init.json").write_text(json.dumps(lineage, indent=1) + "\n")
+    """-> (G_ema, trainer). With gan_init, the run folder keeps `init.json` (see `write_lineage`)."""
+    run_dir = out_dir_of(P) / "stylegan2"
+    write_lineage(P, "gan_init", run_dir)
     return train_stylegan2(train["images"], run_dir, P["steps_gan"], gan_config(P), seed=P["seed"],
-                           device=device_of(P), init=init, **kw)
+                           device=device_of(P), init=init_of(P, "gan_init"), **kw)
 
 
 TRAINERS = dict(classifier=classifier, identity=identity, clip=clip, stylegan2=stylegan2)  # in MODELS' order

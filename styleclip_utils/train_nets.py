@@ -4,25 +4,28 @@ checkpoints, exact resume.
 """
 import math
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checkpoints import check_state_dict, load_checkpoint
 from .clip_loss import to_clip_input
 from .nets import ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, encode_text_by_length, small_clip
 from .training import Trainer, autocast, batch_at, check_precision, math_attention
 
-def augment(x, shift=3):
+def augment(x, shift=3, blur=0.3):
     """Geometry-only augmentation (colour is an attribute, so no colour jitter): random translation by up
-    to `shift` px (edge-replicated), x-flip, and sometimes a blur, since generated faces are softer."""
+    to `shift` px (edge-replicated), x-flip, and with probability `blur` a blur, since generated faces are
+    softer."""
     B, _, H, W = x.shape
     x = F.pad(x, [shift] * 4, mode="replicate")
     dy, dx = torch.randint(0, 2 * shift + 1, (2,))
     x = x[:, :, dy:dy + H, dx:dx + W]
     flip = (torch.rand(B) < 0.5).to(x.device)
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    if torch.rand(()) < 0.3:
+    if torch.rand(()) < blur:
         k = torch.tensor([1.0, 2.0, 1.0], device=x.device)
         k = (k[:, None] * k[None, :] / 16).expand(3, 1, 3, 3)
         x = F.conv2d(F.pad(x, [1] * 4, mode="replicate"), k, groups=3)
@@ -105,7 +108,7 @@ def train_identity(images, identities, out_dir, steps, cfg=None, batch=64, lr=2e
 
 def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, seed=0, device="cpu",
                precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None, stop_by=None,
-               attrs=None, attribute_names=None, label_captions=0):
+               attrs=None, attribute_names=None, label_captions=0, label_columns=None, init=None):
     """Contrastive (InfoNCE both ways) on images and captions; `captions[i]` is a list of phrasings of
     image i, one drawn per step. Returns (clip.model.CLIP, trainer).
 
@@ -114,22 +117,37 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
     whose matches are *every* image in the batch with that attribute, from the labels. Plain CLIP must treat those images as
     negatives, so a detail shared by a fifth of the batch (a smile, glasses) barely helps to tell images
     apart and is learned late; with the labels it is a direct signal (a label-aware contrastive loss, as
-    in UniCL)."""
+    in UniCL). `label_columns` (attribute names) limits what those captions may name, e.g. to the columns
+    behind the project's prompts (`synthfaces.PROMPT_ATTRIBUTES`): each then gets ~2.5x the share it has
+    among all 47 phrased attributes.
+
+    `init`: a small CLIP file (safetensors, as exported) to continue from instead of random weights; it must
+    be this config's model. The optimiser and the learning-rate schedule start afresh."""
     check_precision(precision)
     if label_captions and (attrs is None or attribute_names is None):
         raise ValueError("label_captions > 0 needs the images' attrs and attribute_names")
+    if label_columns is not None and not set(label_columns) <= set(attribute_names or ()):
+        raise ValueError(f"label_columns must be attribute names of the data; unknown: "
+                         f"{sorted(set(label_columns) - set(attribute_names or ()))}")
+    sayable = set(label_columns) if label_columns is not None else set(attribute_names or ())
     import clip
 
     from .synthfaces import attribute_caption
 
     cfg = cfg or SmallCLIPConfig(image_resolution=images.shape[-1])
     torch.manual_seed(seed)
-    model = small_clip(cfg).to(device)
+    model = small_clip(cfg)
+    if init is not None:
+        sd = {k: v.float() for k, v in load_checkpoint(init).items()}  # float16-stored keys back to float32
+        check_state_dict(model, sd, what=f"CLIP init {init}")
+        model.load_state_dict(sd)
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1, betas=(0.9, 0.98), eps=1e-6)
     sched = warmup_cosine(opt, steps)
     trainer = Trainer(out_dir, dict(model=model), dict(opt=opt, sched=sched),
                       dict(kind="small_clip", steps=steps, batch=batch, lr=lr, precision=precision,
-                           label_captions=label_captions, **asdict(cfg)),
+                           label_captions=label_captions, **asdict(cfg), init=Path(init).name if init else None,
+                           **({"label_columns": sorted(label_columns)} if label_columns is not None else {})),
                       seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
 
     def step_fn(step):
@@ -146,7 +164,8 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
             a = attrs[idx.cpu()].bool()
             rows = a.tolist()   # idx is a random draw: caption its first images (asked for more than
             for k in range(4 * len(rows)):   # the batch: go round again, drawing anew)
-                said = attribute_caption({n for n, v in zip(attribute_names, rows[k % len(rows)]) if v}, rng)
+                said = attribute_caption({n for n, v in zip(attribute_names, rows[k % len(rows)])
+                                          if v and n in sayable}, rng)
                 if said is not None:
                     texts.append(said[0])
                     cols.append(attribute_names.index(said[1]))

@@ -5,7 +5,7 @@ import torch
 from styleclip_utils.nets import ConvNetConfig, SmallCLIPConfig
 from styleclip_utils.clip_loss import to_clip_input
 from styleclip_utils.train_nets import train_classifier, train_clip, train_identity
-from styleclip_utils.training import read_log
+from styleclip_utils.training import batch_at, read_log
 
 TINY_NET = ConvNetConfig(in_size=16, width=8, out_dim=2)
 TINY_CLIP = SmallCLIPConfig(embed_dim=16, image_resolution=16, vision_layers=1, vision_width=64,
@@ -103,6 +103,36 @@ def test_label_aware_captions_teach_an_attribute_the_captions_never_name(tmp_pat
     assert [r["label_captions"] for r in read_log(tmp_path / "d")] == [20, 20]
     with pytest.raises(ValueError, match="needs the images' attrs"):
         train_clip(img, caps, tmp_path / "c", 5, cfg, label_captions=4, progress=False)
+    # label_columns: only those attributes are named, so only images with one are captioned (4 rounds)
+    train_clip(img, caps, tmp_path / "e", 2, cfg, **{**kw, "batch": 8, "label_captions": 20,
+                                                     "label_columns": ["Red_Hair"]})
+    red = [int(attrs[batch_at(img, 8, step, 0, "cpu")[0], 0].sum()) for step in range(2)]
+    assert any(4 * n < 20 for n in red)   # fewer than unrestricted (20, above): the limit did something
+    assert [r["label_captions"] for r in read_log(tmp_path / "e")] == [min(20, 4 * n) for n in red]
+    with pytest.raises(ValueError, match="label_columns must be attribute names"):
+        train_clip(img, caps, tmp_path / "f", 1, cfg, **{**kw, "label_columns": ["Mohawk"]})
+
+
+def test_small_clip_continues_from_an_exported_model(tmp_path):
+    """init= starts from an exported (float16-stored) CLIP: the first step's loss is the trained model's,
+    the run's config names the file, and another config's file is refused with a clear error."""
+    from styleclip_utils import models
+    img, attrs = coloured_squares(n=64, seed=2)
+    texts = ["a grey face", "a grey face with a square", "a red face", "a red face with a square"]
+    caps = [[texts[2 * a + b]] for a, b in attrs.tolist()]
+    kw = dict(batch=32, progress=False, log_every=1)
+    trained, _ = train_clip(img, caps, tmp_path / "a", 60, TINY_CLIP, lr=2e-3, **kw)
+    path = models.save_model("clip", trained.state_dict(), {}, root=tmp_path / "w",
+                             half=tuple(trained.state_dict()))
+    fresh_loss = read_log(tmp_path / "a")[0]["contrastive"]
+    on, run = train_clip(img, caps, tmp_path / "b", 1, TINY_CLIP, lr=1e-9, init=path, **kw)
+    assert read_log(tmp_path / "b")[0]["contrastive"] < 0.7 * fresh_loss
+    assert run.config["init"] == "clip.safetensors"
+    for k, v in trained.state_dict().items():   # one step at lr 1e-9: still the given weights (as float16)
+        assert torch.allclose(on.state_dict()[k], v.half().float(), atol=1e-5), k
+    other = SmallCLIPConfig(**{**TINY_CLIP.__dict__, "embed_dim": 8})
+    with pytest.raises(Exception, match="CLIP init .* does not match CLIP"):
+        train_clip(img, caps, tmp_path / "c", 1, other, init=path, **kw)
 
 
 def test_encode_text_by_length_matches_encode_text():

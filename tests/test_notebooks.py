@@ -79,21 +79,22 @@ def test_00_trains_and_ships_loadable_models(tiny_weights):
         assert (tiny_weights / "run" / name).exists()
 
 
-def test_00_retrains_one_model_and_continues_a_shipped_generator(tiny_weights, tmp_path):
-    """retrain=["stylegan2"] keeps the other three (records of how they were trained, metrics re-measured);
-    gan_init continues from an exported generator, and its record names that generator."""
+def test_00_retrains_some_models_and_continues_shipped_ones(tiny_weights, tmp_path):
+    """retrain=["clip", "stylegan2"] keeps the other two (records of how they were trained, metrics
+    re-measured); gan_init and clip_init continue from exported files, and the records name those files."""
     import shutil
 
     from styleclip_utils import models
     shutil.copytree(tiny_weights / "w", tmp_path / "w")
     before = {n: models.read_record(n, tmp_path / "w") for n in models.NAMES}
-    params = dict(n_images=200, size=32, retrain=["stylegan2"], gan_d_warmup=1,
+    params = dict(n_images=200, size=32, retrain=["clip", "stylegan2"], gan_d_warmup=1,
                   gan_init=str(tiny_weights / "w" / "generator.safetensors"), steps_gan=3, batch_gan=4,
-                  gan_channels=16, eval_images=8,
+                  gan_channels=16, clip_init=str(tiny_weights / "w" / "clip.safetensors"), clip_width=8,
+                  clip_resolution=32, label_captions=8, batch_clip=16, steps_clip=2, lr_clip=1e-4, eval_images=8,
                   weights_dir=str(tmp_path / "w"), out_dir=str(tmp_path / "run"))
     run_notebook("00_train_synthfaces_models", params, out_dir=tmp_path / "run", progress=False)
     after = {n: models.read_record(n, tmp_path / "w") for n in models.NAMES}
-    for name in ("classifier", "identity", "clip"):
+    for name in ("classifier", "identity"):
         assert {k: v for k, v in after[name].items() if k != "metrics"} == \
                {k: v for k, v in before[name].items() if k != "metrics"}
     assert after["classifier"]["metrics"] == before["classifier"]["metrics"]   # same weights, same data
@@ -101,6 +102,9 @@ def test_00_retrains_one_model_and_continues_a_shipped_generator(tiny_weights, t
     assert gen["steps"] == 3 and gen["config"]["d_warmup"] == 1
     assert gen["init"]["steps"] == before["generator"]["steps"] and len(gen["init"]["sha256"]) == 64
     assert models.load_generator(root=tmp_path / "w").size == 32
+    clip_rec = after["clip"]
+    assert clip_rec["steps"] == 2 and clip_rec["init"]["steps"] == before["clip"]["steps"]
+    assert clip_rec["float16_keys"] and models.load_clip(root=tmp_path / "w").visual.input_resolution == 32
 
 
 def test_00_rejects_bad_parameters(tmp_path):
@@ -109,7 +113,10 @@ def test_00_rejects_bad_parameters(tmp_path):
         run_notebook("00_train_synthfaces_models", params, out_dir=tmp_path, progress=False)
     assert not (tmp_path / "w").exists()
     for bad, message in ((dict(retrain=["gan"]), "retrain must be a list of models among"),
-                         (dict(gan_init="nowhere.safetensors"), "gan_init: no generator file at")):
+                         (dict(gan_init="nowhere.safetensors"), "gan_init: no generator file at"),
+                         (dict(clip_init="nowhere.safetensors"), "clip_init: no small CLIP file at"),
+                         (dict(lr_clip=0), "lr_clip must be a float in"),
+                         (dict(label_on="eyes"), "label_on must be 'all' or 'prompts'")):
         with pytest.raises(PapermillExecutionError, match=message):
             run_notebook("00_train_synthfaces_models", dict(params, clip_resolution=96, **bad), out_dir=tmp_path,
                          progress=False)
