@@ -58,6 +58,10 @@ def check_parameters(P):
                          f"1/32 grid) and of 8 for 'vit' (its patch size), got {P['clip_resolution']}")
     if P["label_on"] not in ("all", "prompts"):
         raise ValueError(f"label_on must be 'all' or 'prompts', got {P['label_on']!r}")
+    if not (isinstance(P["clip_blur"], (int, float)) and 0 <= P["clip_blur"] <= 1):
+        raise ValueError(f"clip_blur must be a probability in [0, 1], got {P['clip_blur']!r}")
+    if not (isinstance(P["clip_neutral"], (int, float)) and P["clip_neutral"] >= 0):
+        raise ValueError(f"clip_neutral must be a weight >= 0, got {P['clip_neutral']!r}")
     for name in ("lr_clip", "lr_gan"):
         if not (isinstance(P[name], float) and 0 < P[name] < 1):
             raise ValueError(f"{name} must be a float in (0, 1), got {P[name]!r}")
@@ -117,7 +121,8 @@ def clip(P, train, **kw):
                       batch=P["batch_clip"], seed=P["seed"], device=device_of(P), precision=P["precision"],
                       attrs=train["attrs"], attribute_names=train["attribute_names"],
                       label_captions=P["label_captions"], label_columns=label_columns_of(P, train["attribute_names"]),
-                      lr=P["lr_clip"], init=init_of(P, "clip_init"), **kw)
+                      blur=P["clip_blur"], neutral=P["clip_neutral"], lr=P["lr_clip"], init=init_of(P, "clip_init"),
+                      **kw)
 
 
 def label_columns_of(P, attribute_names):

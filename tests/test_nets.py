@@ -113,6 +113,22 @@ def test_label_aware_captions_teach_an_attribute_the_captions_never_name(tmp_pat
         train_clip(img, caps, tmp_path / "f", 1, cfg, **{**kw, "label_columns": ["Mohawk"]})
 
 
+def test_neutral_anchored_loss_makes_the_zero_shot_rule_work(tmp_path):
+    """neutral > 0: an image is closer to "a photo of a face with red hair" than to "a photo of a face"
+    exactly when it has red hair (the rule of evaluate.clip_zero_shot and of global directions)."""
+    from styleclip_utils import evaluate
+    img, attrs = coloured_squares(n=64, seed=3)
+    names = ["Red_Hair", "Eyeglasses"]
+    cfg = SmallCLIPConfig(**{**TINY_CLIP.__dict__, "context_length": 16})
+    model, _ = train_clip(img, [["a face"]] * len(img), tmp_path, 80, cfg, batch=32, lr=2e-3, progress=False,
+                          log_every=1, attrs=attrs, attribute_names=names, label_captions=16, neutral=1.0)
+    log = read_log(tmp_path)
+    assert "neutral" in log[0] and mean_first_last(log, "neutral")[1] < mean_first_last(log, "neutral")[0]
+    prompts = {"red hair": "Red_Hair", "glasses": "Eyeglasses"}
+    acc = evaluate.clip_zero_shot(model, img, attrs, names, prompts=prompts)
+    assert min(acc.values()) >= 0.9, acc
+
+
 def test_small_clip_continues_from_an_exported_model(tmp_path):
     """init= starts from an exported (float16-stored) CLIP: the first step's loss is the trained model's,
     the run's config names the file, and another config's file is refused with a clear error."""

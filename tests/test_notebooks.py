@@ -112,15 +112,30 @@ def test_00_rejects_bad_parameters(tmp_path):
     with pytest.raises(PapermillExecutionError, match="clip_resolution must be a multiple of 32"):
         run_notebook("00_train_synthfaces_models", params, out_dir=tmp_path, progress=False)
     assert not (tmp_path / "w").exists()
-    for bad, message in ((dict(retrain=["gan"]), "retrain must be a list of models among"),
-                         (dict(gan_init="nowhere.safetensors"), "gan_init: no generator file at"),
-                         (dict(clip_init="nowhere.safetensors"), "clip_init: no small CLIP file at"),
-                         (dict(lr_clip=0), "lr_clip must be a float in"),
-                         (dict(label_on="eyes"), "label_on must be 'all' or 'prompts'")):
-        with pytest.raises(PapermillExecutionError, match=message):
-            run_notebook("00_train_synthfaces_models", dict(params, clip_resolution=96, **bad), out_dir=tmp_path,
-                         progress=False)
-        assert not (tmp_path / "w").exists()
+    bad = dict(params, clip_resolution=96, retrain=["gan"])
+    with pytest.raises(PapermillExecutionError, match="retrain must be a list of models among"):
+        run_notebook("00_train_synthfaces_models", bad, out_dir=tmp_path, progress=False)
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(gan_init="nowhere.safetensors"), "gan_init: no generator file at"),
+    (dict(clip_init="nowhere.safetensors"), "clip_init: no small CLIP file at"),
+    (dict(lr_clip=0), "lr_clip must be a float in"),
+    (dict(lr_gan="fast"), "lr_gan must be a float in"),
+    (dict(label_on="eyes"), "label_on must be 'all' or 'prompts'"),
+    (dict(clip_blur=2), "clip_blur must be a probability"),
+    (dict(clip_neutral=-1.0), "clip_neutral must be a weight >= 0"),
+    (dict(steps_gan=0), "steps_gan must be a positive integer"),
+])
+def test_00_parameter_checks(bad, message):
+    """The checks notebook 00's second cell runs (train_all.check_parameters), one bad value at a time."""
+    from styleclip_utils import train_all
+    from styleclip_utils.runs import notebook_parameters
+    P = notebook_parameters(train_all.NOTEBOOK)
+    train_all.check_parameters(dict(P))   # the committed values pass
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        train_all.check_parameters(dict(P, **bad))
 
 
 def test_03_compares_spaces(tiny_weights, tmp_path):
