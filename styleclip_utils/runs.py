@@ -30,6 +30,21 @@ def notebook_path(name):
     return path
 
 
+def _without_injected_cell(src, out_dir):
+    """A committed notebook may keep the cell papermill injected when its outputs were made (how they were
+    made, e.g. notebook 00's CLIP fine-tune). papermill replaces that cell only when given parameters; without
+    any it would run it again. So run a copy without it: no parameters means the parameters cell's values."""
+    import nbformat
+    nb = nbformat.read(src, as_version=4)
+    cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    if len(cells) == len(nb.cells):
+        return src
+    nb.cells = cells
+    path = Path(out_dir) / f".{src.stem}.input.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
 def run_notebook(name, parameters=None, out_dir=None, progress=True, inplace=False):
     """Run notebooks/<name>.ipynb with papermill -> path of the executed copy in out_dir (runs/<name>/).
 
@@ -46,8 +61,13 @@ def run_notebook(name, parameters=None, out_dir=None, progress=True, inplace=Fal
     out = src if inplace else out_dir / src.name
     tmp = out.parent / f".{src.stem}.running.ipynb"
     t0 = time.time()
-    pm.execute_notebook(str(src), str(tmp), parameters=parameters, cwd=str(ROOT), progress_bar=progress,
-                        kernel_name="python3")
+    source = _without_injected_cell(src, out_dir)
+    try:
+        pm.execute_notebook(str(source), str(tmp), parameters=parameters, cwd=str(ROOT), progress_bar=progress,
+                            kernel_name="python3")
+    finally:
+        if source != src:
+            source.unlink()
     if inplace:  # papermill records absolute paths of this machine: keep the committed file portable
         import nbformat
         nb = nbformat.read(tmp, as_version=4)

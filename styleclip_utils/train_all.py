@@ -147,15 +147,15 @@ def init_of(P, key):
 
 def write_lineage(P, key, run_dir):
     """When a run starts from the file named by P[key], write `init.json` into its folder: that file's
-    sha256 and its record's steps, commit and own `init`, read now (a later export may overwrite the file)."""
+    sha256 and its record's steps, wall time, commit, metrics and own `init`, read now (a later export may
+    overwrite the file)."""
     init = init_of(P, key)
     if init is None or (run_dir / "checkpoint.pt").exists():
         return
     record = init.with_suffix(".json")
     lineage = json.loads(record.read_text()) if record.is_file() else {}
     lineage = dict(file=P[key], sha256=hashlib.sha256(init.read_bytes()).hexdigest(),
-                   steps=lineage.get("steps"), commit=lineage.get("commit"), metrics=lineage.get("metrics"),
-                   init=lineage.get("init"))
+                   **{k: lineage.get(k) for k in ("steps", "wall_time_s", "commit", "metrics", "init")})
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "init.json").write_text(json.dumps(lineage, indent=1) + "\n")
 

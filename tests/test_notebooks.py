@@ -177,6 +177,24 @@ def test_parameters_cell_is_first_and_papermill_reads_every_line(path):
     assert list(inspect_notebook(str(path))) == names
 
 
+def test_a_kept_injected_cell_does_not_override_the_parameters_cell(tmp_path):
+    """A committed notebook may keep papermill's injected cell (how its outputs were made); a run without
+    parameters uses the parameters cell, a run with parameters replaces the injected cell."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cells = [new_code_cell("x = 1  # the value", metadata={"tags": ["parameters"]}),
+             new_code_cell("x = 2", metadata={"tags": ["injected-parameters"]}),
+             new_code_cell("print(f'x is {x}')")]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                      "display_name": "Python 3"}}), path)
+    for params, expected in (({}, "x is 1"), ({"x": 3}, "x is 3")):
+        out = run_notebook(path, params, out_dir=tmp_path / "run", progress=False)
+        assert expected in out.read_text()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["nb.ipynb", "run.json"]
+
+
 def test_notebook_parameters_are_read_and_rewritten_in_place(tmp_path):
     """set_parameters changes only the named values (comments kept, papermill still reads every line)."""
     import shutil
