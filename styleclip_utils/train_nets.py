@@ -196,8 +196,9 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
                 + torch.sum(-match / match.sum(0, keepdim=True) * F.log_softmax(logits, 0), 0).mean()) / 2
         out = {"contrastive": loss.item()}
         if anchored:   # label captions vs the neutral text, per image: [image, label caption]
-            margin = logits[:, len(texts) - len(cols):] - scale * img_f @ txt_f[-1:].t()
-            anchor = F.binary_cross_entropy_with_logits(margin, match[:, len(texts) - len(cols):])
+            labels = slice(len(texts) - len(cols), len(texts))   # the label captions follow the images' own
+            margin = logits[:, labels] - scale * img_f @ txt_f[-1:].t()
+            anchor = F.binary_cross_entropy_with_logits(margin, match[:, labels])
             loss = loss + neutral * anchor
             out["neutral"] = anchor.item()
         _descend(opt, sched, loss)
