@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 
 from . import datasets, synthfaces
+from .checkpoints import load_checkpoint
+from .models import load_clip
 from .nets import ConvNetConfig, SmallCLIPConfig
 from .paths import DATA_DIR, ROOT, RUNS_DIR
 from .runs import notebook_parameters, parse_value
@@ -60,8 +62,9 @@ def check_parameters(P):
         raise ValueError(f"label_on must be 'all' or 'prompts', got {P['label_on']!r}")
     if not (isinstance(P["clip_blur"], (int, float)) and 0 <= P["clip_blur"] <= 1):
         raise ValueError(f"clip_blur must be a probability in [0, 1], got {P['clip_blur']!r}")
-    if not (isinstance(P["clip_neutral"], (int, float)) and P["clip_neutral"] >= 0):
-        raise ValueError(f"clip_neutral must be a weight >= 0, got {P['clip_neutral']!r}")
+    for name in ("clip_neutral", "gan_clip_d"):
+        if not (isinstance(P[name], (int, float)) and P[name] >= 0):
+            raise ValueError(f"{name} must be a weight >= 0, got {P[name]!r}")
     for name in ("lr_clip", "lr_gan"):
         if not (isinstance(P[name], float) and 0 < P[name] < 1):
             raise ValueError(f"{name} must be a float in (0, 1), got {P[name]!r}")
@@ -136,7 +139,7 @@ def gan_config(P):
     w = P["gan_channels"]
     widths = {4: w, 8: w, 16: w, 32: w // 2, 64: w // 4, 128: w // 8}  # narrower where the maps are large
     return GANConfig(size=P["size"], batch=P["batch_gan"], channels={r: c for r, c in widths.items() if r <= P["size"]},
-                     precision=P["precision"], d_warmup=P["gan_d_warmup"], lr=P["lr_gan"])
+                     precision=P["precision"], d_warmup=P["gan_d_warmup"], lr=P["lr_gan"], clip_d=P["gan_clip_d"])
 
 
 def init_of(P, key):
@@ -148,24 +151,33 @@ def init_of(P, key):
 def write_lineage(P, key, run_dir):
     """When a run starts from the file named by P[key], write `init.json` into its folder: that file's
     sha256 and its record's steps, wall time, commit, metrics and own `init`, read now (a later export may
-    overwrite the file)."""
+    overwrite the file). For another run's `checkpoint.pt`: its step, training time, config and that run's
+    own `init.json`."""
     init = init_of(P, key)
     if init is None or (run_dir / "checkpoint.pt").exists():
         return
     record = init.with_suffix(".json")
     lineage = json.loads(record.read_text()) if record.is_file() else {}
+    if init.suffix == ".pt":  # another run's full checkpoint: its step, time, config and own lineage
+        ckpt = load_checkpoint(init)
+        parent = init.parent / "init.json"
+        lineage = dict(steps=ckpt["step"], wall_time_s=round(ckpt["elapsed"]), config=ckpt["config"],
+                       init=json.loads(parent.read_text()) if parent.is_file() else None)
     lineage = dict(file=P[key], sha256=hashlib.sha256(init.read_bytes()).hexdigest(),
-                   **{k: lineage.get(k) for k in ("steps", "wall_time_s", "commit", "metrics", "init")})
+                   **{k: lineage.get(k) for k in ("steps", "wall_time_s", "commit", "metrics", "init")},
+                   **{k: lineage[k] for k in ("config",) if k in lineage})
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "init.json").write_text(json.dumps(lineage, indent=1) + "\n")
 
 
 def stylegan2(P, train, **kw):
-    """-> (G_ema, trainer). With gan_init, the run folder keeps `init.json` (see `write_lineage`)."""
+    """-> (G_ema, trainer). With gan_init, the run folder keeps `init.json` (see `write_lineage`). With
+    gan_clip_d > 0 the vision-aided D reads the small CLIP in `weights_dir` (the shipped one by default)."""
     run_dir = out_dir_of(P) / "stylegan2"
     write_lineage(P, "gan_init", run_dir)
+    clip_model = load_clip(device_of(P), P["weights_dir"] or None) if P["gan_clip_d"] > 0 else None
     return train_stylegan2(train["images"], run_dir, P["steps_gan"], gan_config(P), seed=P["seed"],
-                           device=device_of(P), init=init_of(P, "gan_init"), **kw)
+                           device=device_of(P), init=init_of(P, "gan_init"), clip_model=clip_model, **kw)
 
 
 TRAINERS = dict(classifier=classifier, identity=identity, clip=clip, stylegan2=stylegan2)  # in MODELS' order

@@ -3,6 +3,13 @@ faces: non-saturating loss, lazy R1, EMA generator, style-mixing regularisation;
 regularisation and horizontal-flip augmentation optional. The result (`g_ema` + `latent_avg`) loads
 through the same loader as a real checkpoint.
 
+Optional vision-aided discriminator (`clip_d` > 0; Kumari et al., "Ensembling Off-the-shelf Models for GAN
+Training", CVPR 2022): a small trainable head on a frozen CLIP image tower's embedding is a second D. In
+CLIP's space "has a mohawk" is one direction, so the head tells at once that real faces have mohawks more
+often than fakes, and its gradient sends G back to the modes it dropped; the pixel D has to discover that
+from pixels. Both reals and fakes go through the same random crop/mirror before CLIP, so G cannot win by
+fooling one exact framing of a small CLIP (the paper uses DiffAugment for the same reason).
+
 The hyper-parameters follow rosinality's train.py, with R1's gamma scaled for small images.
 """
 import math
@@ -11,9 +18,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .checkpoints import check_state_dict, generator_state, load_checkpoint
-from .stylegan2 import Discriminator, Generator
+from .clip_loss import random_views, to_clip_input
+from .stylegan2 import Discriminator, EqualLinear, Generator
 from .training import Trainer, atomic_save, autocast, batch_at, check_precision
 
 
@@ -35,12 +44,18 @@ class GANConfig:
     flip: bool = True           # x-flip augmentation of the real images
     d_warmup: int = 0           # first steps train D alone (G frozen): a fresh D for a generator given as `init`
     precision: str = "fp32"     # "bf16": G and D forward passes in bfloat16 (R1 and path length stay fp32)
+    clip_d: float = 0.0         # weight of the vision-aided D on a frozen CLIP (module docstring); 0 = off
 
     def __post_init__(self):
         check_precision(self.precision)
 
     def generator(self):
         return Generator(self.size, self.style_dim, self.n_mlp, channels=self.channels)
+
+
+def _recorded(cfg):
+    # An option added later, at its off value, is left out: checkpoints written before it resume as before.
+    return {k: v for k, v in asdict(cfg).items() if not (k == "clip_d" and v == 0)}
 
 
 def _adam(params, lr, reg_every):
@@ -59,6 +74,26 @@ def _fake_ws(G, batch, mixing_prob, device):
     return ws
 
 
+class CLIPHead(nn.Module):
+    """The vision-aided D: frozen CLIP image tower -> unit embedding -> trainable MLP -> one logit. The CLIP
+    is kept outside the module (and out of its state dict): it is an input of the run, not a trained part."""
+
+    def __init__(self, embed_dim, hidden=256):
+        super().__init__()
+        self.net = nn.Sequential(EqualLinear(embed_dim, hidden, activation="fused_lrelu"), EqualLinear(hidden, 1))
+
+    @staticmethod
+    def features(clip_model, img, generator):
+        views = random_views(img, 1, generator)  # the same kind of random framing for reals and fakes
+        x = to_clip_input(views, clip_model.visual.input_resolution)
+        feats = clip_model.encode_image(x).float()
+        # CLIP's space is about directions; scaled so that each coordinate is ~1, as the head's layers expect
+        return F.normalize(feats, dim=-1) * feats.shape[-1] ** 0.5
+
+    def forward(self, clip_model, img, generator):
+        return self.net(self.features(clip_model, img, generator))
+
+
 def _real_batch(images, cfg, step, seed, device):
     _, x = batch_at(images, cfg.batch, step, seed, device)
     if cfg.flip:
@@ -68,14 +103,18 @@ def _real_batch(images, cfg, step, seed, device):
 
 
 def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt_every=500, log_every=10,
-                    progress=True, stop_at=None, stop_by=None, init=None):
+                    progress=True, stop_at=None, stop_by=None, init=None, clip_model=None):
     """images: uint8 tensor [N, 3, size, size]. Returns (G_ema, trainer). Resumes from out_dir if it holds
     a checkpoint of the same config.
 
     `init`: a generator file (rosinality layout: a real `g_ema` checkpoint or an exported SynthFaces
     generator) to continue from. G and G_ema start as its g_ema; D and the optimisers start fresh, so set
     `cfg.d_warmup` to let D catch up before G moves. This is how training goes on across machines that keep
-    only the shipped generator (a full checkpoint with D and Adam's moments stays in runs/)."""
+    only the shipped generator (a full checkpoint with D and Adam's moments stays in runs/). `init` can also
+    be such a full checkpoint (another run's `checkpoint.pt`): G and G_ema start as its G_ema and D as its
+    D, already a match for that generator, so a run with another recipe starts without a weak fresh D.
+
+    `clip_model`: the frozen `clip.model.CLIP` whose image tower the vision-aided D reads (cfg.clip_d > 0)."""
     cfg = cfg or GANConfig()
     device = torch.device(device)
     if tuple(images.shape[1:]) != (3, cfg.size, cfg.size) or images.dtype != torch.uint8:
@@ -85,18 +124,32 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
     G, G_ema = cfg.generator().to(device), cfg.generator().to(device)
     G.memory_format = torch.channels_last
     if init is not None:
-        sd, _ = generator_state(load_checkpoint(init))
+        init_state = load_checkpoint(init)
+        if isinstance(init_state.get("modules"), dict):      # a Trainer checkpoint of another run
+            sd = init_state["modules"]["G_ema"]
+        else:
+            sd, _ = generator_state(init_state)
         check_state_dict(G, sd, what=f"GAN init {init}")   # it must be this config's generator
         G.load_state_dict(sd)
     G_ema.load_state_dict(G.state_dict())
     G_ema.eval().requires_grad_(False)
     D = Discriminator(cfg.size, channels=cfg.channels).to(device)
+    if init is not None and isinstance(init_state.get("modules"), dict):  # a full run checkpoint: keep its D
+        check_state_dict(D, init_state["modules"]["D"], what=f"GAN init {init} (its D)")
+        D.load_state_dict(init_state["modules"]["D"])
     g_opt = _adam(G.parameters(), cfg.lr, cfg.g_reg_every if cfg.pl_weight > 0 else 0)
     d_opt = _adam(D.parameters(), cfg.lr, cfg.d_reg_every)
     stats = torch.nn.Module()  # running statistics that must survive a resume
     stats.register_buffer("pl_mean", torch.zeros((), device=device))
-    trainer = Trainer(out_dir, dict(G=G, D=D, G_ema=G_ema, stats=stats), dict(g_opt=g_opt, d_opt=d_opt),
-                      dict(kind="stylegan2", **asdict(cfg), init=Path(init).name if init else None),
+    modules, optimizers = dict(G=G, D=D, G_ema=G_ema, stats=stats), dict(g_opt=g_opt, d_opt=d_opt)
+    if cfg.clip_d > 0:
+        if clip_model is None:
+            raise ValueError("cfg.clip_d > 0 needs clip_model= (a clip.model.CLIP, e.g. models.load_clip())")
+        clip_model = clip_model.to(device).eval().requires_grad_(False)
+        modules["D_clip"] = D_clip = CLIPHead(clip_model.visual.output_dim).to(device)
+        optimizers["d_clip_opt"] = _adam(D_clip.parameters(), cfg.lr, 0)
+    trainer = Trainer(out_dir, modules, optimizers,
+                      dict(kind="stylegan2", **_recorded(cfg), init=Path(init).name if init else None),
                       seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
 
     def step_fn(step):
@@ -113,6 +166,16 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
         d_loss.backward()
         d_opt.step()
         losses["d"] = d_loss.item()
+        # the crops of this step depend on nothing else, so a resumed run draws the same ones
+        crops = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        if cfg.clip_d > 0:  # the head learns on fixed CLIP features: no gradient through the tower here
+            with torch.no_grad(), autocast(device, cfg.precision):
+                real_f, fake_f = (D_clip.features(clip_model, x, crops) for x in (real.detach(), fake))
+            dc_loss = F.softplus(-D_clip.net(real_f)).mean() + F.softplus(D_clip.net(fake_f)).mean()
+            optimizers["d_clip_opt"].zero_grad(set_to_none=True)
+            (cfg.clip_d * dc_loss).backward()
+            optimizers["d_clip_opt"].step()
+            losses["d_clip"] = dc_loss.item()
         if step % cfg.d_reg_every == 0:  # lazy R1 on real images
             real.requires_grad_(True)
             (grad,) = torch.autograd.grad(D(real).sum(), real, create_graph=True)
@@ -129,6 +192,12 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
         with autocast(device, cfg.precision):
             fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise_mode="random")
             g_loss = F.softplus(-D(fake).float()).mean()
+            if cfg.clip_d > 0:
+                D_clip.requires_grad_(False)
+                gc_loss = F.softplus(-D_clip(clip_model, fake, crops)).mean()
+                D_clip.requires_grad_(True)
+                losses["g_clip"] = gc_loss.item()
+                g_loss = g_loss + cfg.clip_d * gc_loss
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()

@@ -139,3 +139,58 @@ def test_gan_continues_from_an_exported_generator(tmp_path):
     other = GANConfig(**dict(TINY, channels={4: 8, 8: 8, 16: 8}))
     with pytest.raises(Exception, match="GAN init .* does not match Generator"):
         train_stylegan2(images, tmp_path / "other", 1, other, progress=False, init=path)
+
+
+def test_gan_continues_from_a_run_checkpoint_with_its_discriminator(tmp_path):
+    """init= another run's checkpoint.pt: G and G_ema start as its G_ema and D as its D (no weak fresh D)."""
+    images = toy_images()
+    _, first = train_stylegan2(images, tmp_path / "first", 3, GANConfig(**TINY), seed=1, progress=False)
+    G, run = train_stylegan2(images, tmp_path / "next", 0, GANConfig(**TINY, lr=1e-3), seed=2, progress=False,
+                             init=tmp_path / "first" / "checkpoint.pt")
+    for name, mine, theirs in (("G", run.modules["G"], first.modules["G_ema"]), ("G_ema", G, first.modules["G_ema"]),
+                               ("D", run.modules["D"], first.modules["D"])):
+        for (k, a), b in zip(theirs.state_dict().items(), mine.state_dict().values()):
+            assert torch.equal(a, b), (name, k)
+    assert run.config["init"] == "checkpoint.pt"
+
+
+class ColourTower(torch.nn.Module):
+    """A frozen stand-in with CLIP's image interface (`visual.input_resolution`, `visual.output_dim`,
+    `encode_image`): a fixed random conv, pooled. A random small CLIP maps every image to nearly the same
+    embedding, so nothing could be learnt on it in a few steps; this one keeps colour and layout apart."""
+
+    def __init__(self):
+        super().__init__()
+        from types import SimpleNamespace
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 16, 4, stride=4)
+        self.visual = SimpleNamespace(input_resolution=16, output_dim=16)
+
+    def encode_image(self, x):
+        return self.conv(x).relu().mean((2, 3))
+
+
+def test_vision_aided_d_learns_on_clip_features_and_resumes_exactly(tmp_path):
+    """clip_d > 0: a head on a frozen CLIP's embedding is a second D. While G is frozen (d_warmup) it learns
+    to tell the toy data from the generator's faces; the run resumes bit for bit; the CLIP is not trained."""
+    images, clip_model = toy_images(), ColourTower()
+    clip_before = {k: v.clone() for k, v in clip_model.state_dict().items()}
+    cfg = GANConfig(**TINY, clip_d=0.5, d_warmup=30)
+    train_stylegan2(images, tmp_path / "warm", 30, cfg, seed=1, progress=False, clip_model=clip_model)
+    log = read_log(tmp_path / "warm")
+    assert log[-1]["d_clip"] < 0.5 * log[0]["d_clip"] and log[0]["d_clip"] > 1.0   # from chance (log 4) down
+    assert all(torch.equal(v, clip_model.state_dict()[k]) for k, v in clip_before.items())
+    assert json.loads((tmp_path / "warm" / "config.json").read_text())["clip_d"] == 0.5
+
+    cfg = GANConfig(**TINY, clip_d=0.5)
+    G_full, _ = train_stylegan2(images, tmp_path / "full", 4, cfg, seed=1, progress=False, clip_model=clip_model)
+    assert "g_clip" in read_log(tmp_path / "full")[-1]
+    train_stylegan2(images, tmp_path / "cut", 4, cfg, seed=1, progress=False, clip_model=clip_model, stop_at=2)
+    G_res, _ = train_stylegan2(images, tmp_path / "cut", 4, cfg, seed=1, progress=False, clip_model=clip_model)
+    for (k, a), b in zip(G_full.state_dict().items(), G_res.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="needs clip_model="):
+        train_stylegan2(images, tmp_path / "none", 1, cfg, progress=False)
+    # off (the default), the option is not in the run's config: checkpoints from before it still resume
+    train_stylegan2(images, tmp_path / "off", 1, GANConfig(**TINY), progress=False)
+    assert "clip_d" not in json.loads((tmp_path / "off" / "config.json").read_text())
