@@ -126,6 +126,28 @@ def generated_attribute_frequencies(G, classifier, n=2000, batch=100, truncation
     return {name: round(float(c) / n, 4) for name, c in zip(classifier.attribute_names, counts)}
 
 
+@torch.no_grad()
+def most_likely_generated(G, classifier, attributes, n=500, k=4, batch=100, seed=0, device="cpu"):
+    """For each attribute, the k of n generated faces (seeded, ψ = 1) the classifier scores highest ->
+    (images [len(attributes)·k, 3, H, W], their probabilities). What G draws when it draws an attribute:
+    the frequency check counts these faces, this lets one look at them."""
+    g = torch.Generator().manual_seed(seed)
+    cols = [classifier.index(a) for a in attributes]
+    best_p = torch.full((len(cols), k), -1.0)
+    best_img = None
+    for start in range(0, n, batch):
+        z = torch.randn(min(batch, n - start), G.style_dim, generator=g).to(device)
+        img = G.synthesis(G.broadcast(G.mapping(z)), noise_mode="const").clamp(-1, 1).cpu()
+        p = torch.sigmoid(classifier(img.to(device))).cpu()[:, cols].T            # [attributes, batch]
+        if best_img is None:
+            best_img = img.new_zeros(len(cols), k, *img.shape[1:])
+        p_all, top = torch.cat([best_p, p], 1).topk(k, dim=1)                     # keep the k best so far
+        pool = torch.cat([best_img, img[None].expand(len(cols), *img.shape)], 1)
+        best_img = pool[torch.arange(len(cols))[:, None], top]
+        best_p = p_all
+    return best_img.flatten(0, 1), best_p.flatten()
+
+
 def frequency_check(G, classifier, data_attrs, n=2000, seed=0, device="cpu"):
     """The generator's attribute frequencies against the data's, judged by the classifier ->
     (generated, data, relative error per prompt attribute): StyleGAN2's bar is every error <= 0.5."""

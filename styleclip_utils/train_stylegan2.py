@@ -123,10 +123,12 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
     torch.manual_seed(seed)  # identical initial weights for a given seed
     G, G_ema = cfg.generator().to(device), cfg.generator().to(device)
     G.memory_format = torch.channels_last
+    run_init = None  # the modules of another run's checkpoint given as `init`
     if init is not None:
         init_state = load_checkpoint(init)
         if isinstance(init_state.get("modules"), dict):      # a Trainer checkpoint of another run
-            sd = init_state["modules"]["G_ema"]
+            run_init = init_state["modules"]
+            sd = run_init["G_ema"]
         else:
             sd, _ = generator_state(init_state)
         check_state_dict(G, sd, what=f"GAN init {init}")   # it must be this config's generator
@@ -134,9 +136,9 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
     G_ema.load_state_dict(G.state_dict())
     G_ema.eval().requires_grad_(False)
     D = Discriminator(cfg.size, channels=cfg.channels).to(device)
-    if init is not None and isinstance(init_state.get("modules"), dict):  # a full run checkpoint: keep its D
-        check_state_dict(D, init_state["modules"]["D"], what=f"GAN init {init} (its D)")
-        D.load_state_dict(init_state["modules"]["D"])
+    if run_init is not None:  # keep its D (and its vision-aided head, below, when both runs have one)
+        check_state_dict(D, run_init["D"], what=f"GAN init {init} (its D)")
+        D.load_state_dict(run_init["D"])
     g_opt = _adam(G.parameters(), cfg.lr, cfg.g_reg_every if cfg.pl_weight > 0 else 0)
     d_opt = _adam(D.parameters(), cfg.lr, cfg.d_reg_every)
     stats = torch.nn.Module()  # running statistics that must survive a resume
@@ -147,6 +149,9 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
             raise ValueError("cfg.clip_d > 0 needs clip_model= (a clip.model.CLIP, e.g. models.load_clip())")
         clip_model = clip_model.to(device).eval().requires_grad_(False)
         modules["D_clip"] = D_clip = CLIPHead(clip_model.visual.output_dim).to(device)
+        if run_init is not None and "D_clip" in run_init:
+            check_state_dict(D_clip, run_init["D_clip"], what=f"GAN init {init} (its CLIP head)")
+            D_clip.load_state_dict(run_init["D_clip"])
         optimizers["d_clip_opt"] = _adam(D_clip.parameters(), cfg.lr, 0)
     trainer = Trainer(out_dir, modules, optimizers,
                       dict(kind="stylegan2", **_recorded(cfg), init=Path(init).name if init else None),

@@ -76,7 +76,7 @@ def test_00_trains_and_ships_loadable_models(tiny_weights):
     assert clip_model.visual.input_resolution == 32 and type(clip_model.visual).__name__ == "ModifiedResNet"
     assert records["clip"]["label_captions"] == 8
     assert models.load_identity_net(root=w)(G(torch.randn(2, G.style_dim))).shape == (2, 128)
-    for name in ("samples.png", "truncation.png", "style_mixing.png", "summary.json"):
+    for name in ("samples.png", "truncation.png", "style_mixing.png", "top_generated.png", "summary.json"):
         assert (tiny_weights / "run" / name).exists()
 
 

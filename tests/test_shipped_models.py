@@ -83,3 +83,21 @@ def test_generator_loads_with_its_average_w_and_makes_faces():
         img = G(torch.randn(4, G.style_dim, generator=torch.Generator().manual_seed(0)), truncation_psi=0.7)
     assert img.shape == (4, 3, G.size, G.size) and torch.isfinite(img).all()
     assert img.std() > 0.1  # not a constant image
+
+
+def test_most_likely_generated_keeps_the_top_faces_across_batches():
+    """The k faces the judge scores highest among n generated ones, kept across batches of the search,
+    are the k best of the whole set (checked against scoring all n at once)."""
+    G, judge = models.load_generator(), models.load_classifier()
+    attrs = ["Mohawk", "Smiling"]
+    images, probs = evaluate.most_likely_generated(G, judge, attrs, n=30, k=3, batch=8, seed=4)
+    assert images.shape == (6, 3, G.size, G.size) and probs.shape == (6,)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        z = torch.cat([torch.randn(min(8, 30 - s), G.style_dim, generator=g) for s in range(0, 30, 8)])
+        img = G.synthesis(G.broadcast(G.mapping(z)), noise_mode="const").clamp(-1, 1)
+        p = torch.sigmoid(judge(img))
+    for i, a in enumerate(attrs):
+        top = p[:, judge.index(a)].topk(3)
+        assert torch.allclose(probs[3 * i:3 * i + 3], top.values, atol=1e-5)
+        assert torch.allclose(images[3 * i:3 * i + 3], img[top.indices], atol=1e-5)

@@ -189,6 +189,12 @@ def test_vision_aided_d_learns_on_clip_features_and_resumes_exactly(tmp_path):
     G_res, _ = train_stylegan2(images, tmp_path / "cut", 4, cfg, seed=1, progress=False, clip_model=clip_model)
     for (k, a), b in zip(G_full.state_dict().items(), G_res.state_dict().values()):
         assert torch.equal(a, b), k
+    # a later run with another recipe (here: lr) starts from this one's checkpoint, its CLIP head included
+    _, full = train_stylegan2(images, tmp_path / "full", 4, cfg, seed=1, progress=False, clip_model=clip_model)
+    _, slow = train_stylegan2(images, tmp_path / "slow", 0, GANConfig(**{**TINY, "lr": 1e-3}, clip_d=0.5), seed=3,
+                              progress=False, clip_model=clip_model, init=tmp_path / "full" / "checkpoint.pt")
+    for (k, a), b in zip(full.modules["D_clip"].state_dict().items(), slow.modules["D_clip"].state_dict().values()):
+        assert torch.equal(a, b), k
     with pytest.raises(ValueError, match="needs clip_model="):
         train_stylegan2(images, tmp_path / "none", 1, cfg, progress=False)
     # off (the default), the option is not in the run's config: checkpoints from before it still resume
