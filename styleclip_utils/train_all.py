@@ -156,13 +156,14 @@ def write_lineage(P, key, run_dir):
     init = init_of(P, key)
     if init is None or (run_dir / "checkpoint.pt").exists():
         return
-    record = init.with_suffix(".json")
-    lineage = json.loads(record.read_text()) if record.is_file() else {}
     if init.suffix == ".pt":  # another run's full checkpoint: its step, time, config and own lineage
         ckpt = load_checkpoint(init)
         parent = init.parent / "init.json"
         lineage = dict(steps=ckpt["step"], wall_time_s=round(ckpt["elapsed"]), config=ckpt["config"],
                        init=json.loads(parent.read_text()) if parent.is_file() else None)
+    else:  # an exported model: its JSON record
+        record = init.with_suffix(".json")
+        lineage = json.loads(record.read_text()) if record.is_file() else {}
     lineage = dict(file=P[key], sha256=hashlib.sha256(init.read_bytes()).hexdigest(),
                    **{k: lineage.get(k) for k in ("steps", "wall_time_s", "commit", "metrics", "init")},
                    **{k: lineage[k] for k in ("config",) if k in lineage})
