@@ -62,7 +62,7 @@ def check_parameters(P):
         raise ValueError(f"label_on must be 'all' or 'prompts', got {P['label_on']!r}")
     if not (isinstance(P["clip_blur"], (int, float)) and 0 <= P["clip_blur"] <= 1):
         raise ValueError(f"clip_blur must be a probability in [0, 1], got {P['clip_blur']!r}")
-    for name in ("clip_neutral", "gan_clip_d"):
+    for name in ("clip_neutral", "gan_clip_d", "gan_clip_fm"):
         if not (isinstance(P[name], (int, float)) and P[name] >= 0):
             raise ValueError(f"{name} must be a weight >= 0, got {P[name]!r}")
     for name in ("lr_clip", "lr_gan"):
@@ -139,7 +139,8 @@ def gan_config(P):
     w = P["gan_channels"]
     widths = {4: w, 8: w, 16: w, 32: w // 2, 64: w // 4, 128: w // 8}  # narrower where the maps are large
     return GANConfig(size=P["size"], batch=P["batch_gan"], channels={r: c for r, c in widths.items() if r <= P["size"]},
-                     precision=P["precision"], d_warmup=P["gan_d_warmup"], lr=P["lr_gan"], clip_d=P["gan_clip_d"])
+                     precision=P["precision"], d_warmup=P["gan_d_warmup"], lr=P["lr_gan"], clip_d=P["gan_clip_d"],
+                     clip_fm=P["gan_clip_fm"])
 
 
 def init_of(P, key):
@@ -173,10 +174,11 @@ def write_lineage(P, key, run_dir):
 
 def stylegan2(P, train, **kw):
     """-> (G_ema, trainer). With gan_init, the run folder keeps `init.json` (see `write_lineage`). With
-    gan_clip_d > 0 the vision-aided D reads the small CLIP in `weights_dir` (the shipped one by default)."""
+    gan_clip_d > 0 (the vision-aided D) or gan_clip_fm > 0 (feature matching) the GAN reads the small CLIP in
+    `weights_dir` (the shipped one by default)."""
     run_dir = out_dir_of(P) / "stylegan2"
     write_lineage(P, "gan_init", run_dir)
-    clip_model = load_clip(device_of(P), P["weights_dir"] or None) if P["gan_clip_d"] > 0 else None
+    clip_model = load_clip(device_of(P), P["weights_dir"] or None) if P["gan_clip_d"] > 0 or P["gan_clip_fm"] > 0 else None
     return train_stylegan2(train["images"], run_dir, P["steps_gan"], gan_config(P), seed=P["seed"],
                            device=device_of(P), init=init_of(P, "gan_init"), clip_model=clip_model, **kw)
 

@@ -10,6 +10,14 @@ often than fakes, and its gradient sends G back to the modes it dropped; the pix
 from pixels. Both reals and fakes go through the same random crop/mirror before CLIP, so G cannot win by
 fooling one exact framing of a small CLIP (the paper uses DiffAugment for the same reason).
 
+Optional feature matching on the same frozen CLIP (`clip_fm` > 0; Salimans et al., "Improved Techniques for
+Training GANs", 2016, with a fixed feature network instead of D's): G is pulled so that the mean CLIP embedding
+of its faces is the data's. A face attribute is close to one direction in CLIP's space, so the mean embedding
+says how often each attribute occurs, and the pull is the same every step: it does not swing with an
+adversary the way the head's does. The data's mean is a running average over all real batches seen (a
+buffer of the run); the batch estimate of the squared distance is the unbiased one (pairs i != j), because
+|mean - mu|^2 of a batch also counts the batch's own spread and would reward G for making its faces alike.
+
 The hyper-parameters follow rosinality's train.py, with R1's gamma scaled for small images.
 """
 import math
@@ -45,6 +53,7 @@ class GANConfig:
     d_warmup: int = 0           # first steps train D alone (G frozen): a fresh D for a generator given as `init`
     precision: str = "fp32"     # "bf16": G and D forward passes in bfloat16 (R1 and path length stay fp32)
     clip_d: float = 0.0         # weight of the vision-aided D on a frozen CLIP (module docstring); 0 = off
+    clip_fm: float = 0.0        # weight of matching the data's mean CLIP embedding (module docstring); 0 = off
 
     def __post_init__(self):
         check_precision(self.precision)
@@ -55,7 +64,7 @@ class GANConfig:
 
 def _recorded(cfg):
     # An option added later, at its off value, is left out: checkpoints written before it resume as before.
-    return {k: v for k, v in asdict(cfg).items() if not (k == "clip_d" and v == 0)}
+    return {k: v for k, v in asdict(cfg).items() if not (k in ("clip_d", "clip_fm") and v == 0)}
 
 
 def _adam(params, lr, reg_every):
@@ -94,6 +103,14 @@ class CLIPHead(nn.Module):
         return self.net(self.features(clip_model, img, generator))
 
 
+def mean_feature_distance(feats, mu):
+    """Unbiased estimate of |E[feats] - mu|^2 from a batch: the mean of (f_i - mu).(f_j - mu) over pairs
+    i != j. Its gradient moves each face by the other faces' mean offset, so making faces alike earns nothing."""
+    d = feats - mu
+    n = len(d)
+    return (d.sum(0).pow(2).sum() - d.pow(2).sum()) / (n * (n - 1))
+
+
 def _real_batch(images, cfg, step, seed, device):
     _, x = batch_at(images, cfg.batch, step, seed, device)
     if cfg.flip:
@@ -114,7 +131,8 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
     be such a full checkpoint (another run's `checkpoint.pt`): G and G_ema start as its G_ema and D as its
     D, already a match for that generator, so a run with another recipe starts without a weak fresh D.
 
-    `clip_model`: the frozen `clip.model.CLIP` whose image tower the vision-aided D reads (cfg.clip_d > 0)."""
+    `clip_model`: the frozen `clip.model.CLIP` whose image tower the vision-aided D and the feature matching
+    read (cfg.clip_d > 0 or cfg.clip_fm > 0)."""
     cfg = cfg or GANConfig()
     device = torch.device(device)
     if tuple(images.shape[1:]) != (3, cfg.size, cfg.size) or images.dtype != torch.uint8:
@@ -144,10 +162,16 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
     stats = torch.nn.Module()  # running statistics that must survive a resume
     stats.register_buffer("pl_mean", torch.zeros((), device=device))
     modules, optimizers = dict(G=G, D=D, G_ema=G_ema, stats=stats), dict(g_opt=g_opt, d_opt=d_opt)
-    if cfg.clip_d > 0:
+    use_clip = cfg.clip_d > 0 or cfg.clip_fm > 0
+    if use_clip:
         if clip_model is None:
-            raise ValueError("cfg.clip_d > 0 needs clip_model= (a clip.model.CLIP, e.g. models.load_clip())")
+            raise ValueError("cfg.clip_d > 0 or cfg.clip_fm > 0 needs clip_model= (a clip.model.CLIP, e.g. "
+                             "models.load_clip())")
         clip_model = clip_model.to(device).eval().requires_grad_(False)
+    if cfg.clip_fm > 0:  # the data's mean CLIP feature: a running average, saved with the run for exact resume
+        stats.register_buffer("clip_real_mean", torch.zeros(clip_model.visual.output_dim, device=device))
+        stats.register_buffer("clip_real_batches", torch.zeros((), device=device))
+    if cfg.clip_d > 0:
         modules["D_clip"] = D_clip = CLIPHead(clip_model.visual.output_dim).to(device)
         if run_init is not None and "D_clip" in run_init:
             check_state_dict(D_clip, run_init["D_clip"], what=f"GAN init {init} (its CLIP head)")
@@ -173,9 +197,13 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
         losses["d"] = d_loss.item()
         # the crops of this step depend on nothing else, so a resumed run draws the same ones
         crops = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        if cfg.clip_d > 0:  # the head learns on fixed CLIP features: no gradient through the tower here
-            with torch.no_grad(), autocast(device, cfg.precision):
-                real_f, fake_f = (D_clip.features(clip_model, x, crops) for x in (real.detach(), fake))
+        with torch.no_grad(), autocast(device, cfg.precision):  # no gradient through the tower here
+            real_f = CLIPHead.features(clip_model, real.detach(), crops).float() if use_clip else None
+            fake_f = CLIPHead.features(clip_model, fake, crops).float() if cfg.clip_d > 0 else None
+        if cfg.clip_fm > 0:
+            stats.clip_real_batches += 1
+            stats.clip_real_mean.lerp_(real_f.mean(0), 1 / stats.clip_real_batches)
+        if cfg.clip_d > 0:  # the head learns on fixed CLIP features
             dc_loss = F.softplus(-D_clip.net(real_f)).mean() + F.softplus(D_clip.net(fake_f)).mean()
             optimizers["d_clip_opt"].zero_grad(set_to_none=True)
             (cfg.clip_d * dc_loss).backward()
@@ -197,12 +225,18 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
         with autocast(device, cfg.precision):
             fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise_mode="random")
             g_loss = F.softplus(-D(fake).float()).mean()
+            if use_clip:
+                fake_f = CLIPHead.features(clip_model, fake, crops).float()
             if cfg.clip_d > 0:
                 D_clip.requires_grad_(False)
-                gc_loss = F.softplus(-D_clip(clip_model, fake, crops)).mean()
+                gc_loss = F.softplus(-D_clip.net(fake_f)).mean()
                 D_clip.requires_grad_(True)
                 losses["g_clip"] = gc_loss.item()
                 g_loss = g_loss + cfg.clip_d * gc_loss
+            if cfg.clip_fm > 0:
+                fm = mean_feature_distance(fake_f, stats.clip_real_mean)
+                losses["fm"] = fm.item()
+                g_loss = g_loss + cfg.clip_fm * fm
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()

@@ -83,14 +83,15 @@ def test_00_trains_and_ships_loadable_models(tiny_weights):
 def test_00_retrains_some_models_and_continues_shipped_ones(tiny_weights, tmp_path):
     """retrain=["clip", "stylegan2"] keeps the other two (records of how they were trained, metrics
     re-measured); gan_init and clip_init continue from exported files, and the records name those files.
-    The GAN goes on with the vision-aided D on the CLIP this very run exported (gan_clip_d)."""
+    The GAN goes on with the vision-aided D and the feature matching on the CLIP this very run exported
+    (gan_clip_d, gan_clip_fm)."""
     import shutil
 
     from styleclip_utils import models
     shutil.copytree(tiny_weights / "w", tmp_path / "w")
     before = {n: models.read_record(n, tmp_path / "w") for n in models.NAMES}
     params = dict(n_images=200, size=32, retrain=["clip", "stylegan2"], gan_d_warmup=1, gan_clip_d=0.5,
-                  gan_init=str(tiny_weights / "w" / "generator.safetensors"), steps_gan=3, batch_gan=4,
+                  gan_clip_fm=2.0, gan_init=str(tiny_weights / "w" / "generator.safetensors"), steps_gan=3, batch_gan=4,
                   gan_channels=16, clip_init=str(tiny_weights / "w" / "clip.safetensors"), clip_width=8,
                   clip_resolution=32, label_captions=8, batch_clip=16, steps_clip=2, lr_clip=1e-4, eval_images=8,
                   weights_dir=str(tmp_path / "w"), out_dir=str(tmp_path / "run"))
@@ -102,7 +103,8 @@ def test_00_retrains_some_models_and_continues_shipped_ones(tiny_weights, tmp_pa
     assert after["classifier"]["metrics"] == before["classifier"]["metrics"]   # same weights, same data
     gen = after["generator"]
     assert gen["steps"] == 3 and gen["config"]["d_warmup"] == 1 and gen["config"]["clip_d"] == 0.5
-    assert "g_clip" in read_log(tmp_path / "run" / "stylegan2")[-1]
+    assert gen["config"]["clip_fm"] == 2.0
+    assert {"g_clip", "fm"} <= set(read_log(tmp_path / "run" / "stylegan2")[-1])
     assert gen["init"]["steps"] == before["generator"]["steps"] and len(gen["init"]["sha256"]) == 64
     assert models.load_generator(root=tmp_path / "w").size == 32
     clip_rec = after["clip"]
@@ -130,6 +132,7 @@ def test_00_rejects_bad_parameters(tmp_path):
     (dict(clip_blur=2), "clip_blur must be a probability"),
     (dict(clip_neutral=-1.0), "clip_neutral must be a weight >= 0"),
     (dict(gan_clip_d=-0.5), "gan_clip_d must be a weight >= 0"),
+    (dict(gan_clip_fm="strong"), "gan_clip_fm must be a weight >= 0"),
     (dict(steps_gan=0), "steps_gan must be a positive integer"),
 ])
 def test_00_parameter_checks(bad, message):

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from styleclip_utils.checkpoints import load_checkpoint, load_generator
-from styleclip_utils.train_stylegan2 import GANConfig, export_generator, train_stylegan2
+from styleclip_utils.train_stylegan2 import (CLIPHead, GANConfig, export_generator, mean_feature_distance,
+                                              train_stylegan2)
 from styleclip_utils.training import batch_indices, read_log
 
 TINY = dict(size=16, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8}, batch=4, d_reg_every=2,
@@ -200,3 +201,49 @@ def test_vision_aided_d_learns_on_clip_features_and_resumes_exactly(tmp_path):
     # off (the default), the option is not in the run's config: checkpoints from before it still resume
     train_stylegan2(images, tmp_path / "off", 1, GANConfig(**TINY), progress=False)
     assert "clip_d" not in json.loads((tmp_path / "off" / "config.json").read_text())
+
+
+def test_mean_feature_distance_is_the_unbiased_pairwise_estimate():
+    g = torch.Generator().manual_seed(0)
+    feats, mu = torch.randn(6, 5, generator=g), torch.randn(5, generator=g)
+    d = feats - mu
+    pairs = [d[i] @ d[j] for i in range(6) for j in range(6) if i != j]
+    assert torch.allclose(mean_feature_distance(feats, mu), torch.stack(pairs).mean(), atol=1e-6)
+    # over many batches it averages to the true |E f - mu|^2 (here 8 * 0.25 = 2); the naive squared distance
+    # of the batch mean adds the batch's own spread (d / n = 2): that term would reward alike faces
+    offset = torch.full((8,), 0.5)
+    batches = torch.randn(4000, 4, 8, generator=g) + offset
+    est = torch.stack([mean_feature_distance(b, torch.zeros(8)) for b in batches]).mean()
+    naive = batches.mean(1).pow(2).sum(1).mean()
+    assert abs(est - 2.0) < 0.1 and abs(naive - 4.0) < 0.2
+
+
+def test_clip_feature_matching_pulls_the_generated_mean_to_the_data_and_resumes_exactly(tmp_path):
+    """clip_fm > 0: G is pulled so that its faces' mean CLIP feature is the data's. On the toy data the
+    generated mean ends up closer to the data's than with the same run without the term."""
+    images, tower = toy_images(), ColourTower()
+
+    @torch.no_grad()
+    def mean_feature(img):  # in the space the term works in (unit features, scaled), over random framings
+        return CLIPHead.features(tower, img.repeat(8, 1, 1, 1), torch.Generator().manual_seed(0)).mean(0)
+
+    real = mean_feature(images.float() / 127.5 - 1)
+
+    def distance(G):
+        z = torch.randn(64, G.style_dim, generator=torch.Generator().manual_seed(9))
+        with torch.no_grad():
+            return float((mean_feature(G.synthesis(G.broadcast(G.mapping(z)))) - real).pow(2).sum())
+
+    G_off, _ = train_stylegan2(images, tmp_path / "off", 40, GANConfig(**TINY), seed=2, progress=False)
+    cfg = GANConfig(**TINY, clip_fm=50.0)
+    G_fm, _ = train_stylegan2(images, tmp_path / "fm", 40, cfg, seed=2, progress=False, clip_model=tower)
+    assert distance(G_fm) < 0.5 * distance(G_off), (distance(G_fm), distance(G_off))
+    log = read_log(tmp_path / "fm")
+    assert "fm" in log[-1] and "d_clip" not in log[-1]  # the head stays off
+    assert json.loads((tmp_path / "fm" / "config.json").read_text())["clip_fm"] == 50.0
+    assert "clip_fm" not in json.loads((tmp_path / "off" / "config.json").read_text())
+    # the data's running mean is part of the run: a stopped run resumes bit for bit
+    train_stylegan2(images, tmp_path / "cut", 40, cfg, seed=2, progress=False, clip_model=tower, stop_at=17)
+    G_res, _ = train_stylegan2(images, tmp_path / "cut", 40, cfg, seed=2, progress=False, clip_model=tower)
+    for (k, a), b in zip(G_fm.state_dict().items(), G_res.state_dict().values()):
+        assert torch.equal(a, b), k
