@@ -178,7 +178,8 @@ def stylegan2(P, train, **kw):
     `weights_dir` (the shipped one by default)."""
     run_dir = out_dir_of(P) / "stylegan2"
     write_lineage(P, "gan_init", run_dir)
-    clip_model = load_clip(device_of(P), P["weights_dir"] or None) if P["gan_clip_d"] > 0 or P["gan_clip_fm"] > 0 else None
+    uses_clip = P["gan_clip_d"] > 0 or P["gan_clip_fm"] > 0
+    clip_model = load_clip(device_of(P), P["weights_dir"] or None) if uses_clip else None
     return train_stylegan2(train["images"], run_dir, P["steps_gan"], gan_config(P), seed=P["seed"],
                            device=device_of(P), init=init_of(P, "gan_init"), clip_model=clip_model, **kw)
 

@@ -171,6 +171,9 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
     if cfg.clip_fm > 0:  # the data's mean CLIP feature: a running average, saved with the run for exact resume
         stats.register_buffer("clip_real_mean", torch.zeros(clip_model.visual.output_dim, device=device))
         stats.register_buffer("clip_real_batches", torch.zeros((), device=device))
+        if run_init is not None and "clip_real_mean" in run_init.get("stats", {}):  # same data: keep its estimate
+            for name in ("clip_real_mean", "clip_real_batches"):
+                getattr(stats, name).copy_(run_init["stats"][name])
     if cfg.clip_d > 0:
         modules["D_clip"] = D_clip = CLIPHead(clip_model.visual.output_dim).to(device)
         if run_init is not None and "D_clip" in run_init:

@@ -247,3 +247,9 @@ def test_clip_feature_matching_pulls_the_generated_mean_to_the_data_and_resumes_
     G_res, _ = train_stylegan2(images, tmp_path / "cut", 40, cfg, seed=2, progress=False, clip_model=tower)
     for (k, a), b in zip(G_fm.state_dict().items(), G_res.state_dict().values()):
         assert torch.equal(a, b), k
+    # a later run started from this checkpoint keeps the data's mean estimate (the same data)
+    _, later = train_stylegan2(images, tmp_path / "later", 0, cfg, seed=5, progress=False, clip_model=tower,
+                               init=tmp_path / "fm" / "checkpoint.pt")
+    saved = load_checkpoint(tmp_path / "fm" / "checkpoint.pt")["modules"]["stats"]
+    assert saved["clip_real_batches"] == 40
+    assert torch.equal(later.modules["stats"].clip_real_mean, saved["clip_real_mean"])
