@@ -114,14 +114,19 @@ def identity_verification(id_net, calib_images, calib_ids, test_images, test_ids
     return float(acc), threshold
 
 
+def generated_faces(G, n, batch=100, truncation_psi=1.0, seed=0, device="cpu"):
+    """n generated faces from seeded z (on CPU, so the same on every device), in batches: yields images."""
+    g = torch.Generator().manual_seed(seed)
+    for start in range(0, n, batch):
+        z = torch.randn(min(batch, n - start), G.style_dim, generator=g).to(device)
+        yield G.synthesis(G.broadcast(G.mapping(z, truncation_psi)), noise_mode="const")
+
+
 @torch.no_grad()
 def generated_attribute_frequencies(G, classifier, n=2000, batch=100, truncation_psi=1.0, seed=0, device="cpu"):
     """Share of n generated faces (random noise, seeded) on which the classifier sees each attribute."""
-    g = torch.Generator().manual_seed(seed)
     counts = torch.zeros(len(classifier.attribute_names))
-    for start in range(0, n, batch):
-        z = torch.randn(min(batch, n - start), G.style_dim, generator=g).to(device)
-        img = G.synthesis(G.broadcast(G.mapping(z, truncation_psi)), noise_mode="const")
+    for img in generated_faces(G, n, batch, truncation_psi, seed, device):
         counts += classifier.predict(img).float().sum(0).cpu()
     return {name: round(float(c) / n, 4) for name, c in zip(classifier.attribute_names, counts)}
 
@@ -131,13 +136,11 @@ def most_likely_generated(G, classifier, attributes, n=500, k=4, batch=100, seed
     """For each attribute, the k of n generated faces (seeded, ψ = 1) the classifier scores highest ->
     (images [len(attributes)·k, 3, H, W], their probabilities). What G draws when it draws an attribute:
     the frequency check counts these faces, this lets one look at them."""
-    g = torch.Generator().manual_seed(seed)
     cols = [classifier.index(a) for a in attributes]
     best_p = torch.full((len(cols), k), -1.0)
     best_img = None
-    for start in range(0, n, batch):
-        z = torch.randn(min(batch, n - start), G.style_dim, generator=g).to(device)
-        img = G.synthesis(G.broadcast(G.mapping(z)), noise_mode="const").clamp(-1, 1).cpu()
+    for img in generated_faces(G, n, batch, seed=seed, device=device):
+        img = img.clamp(-1, 1).cpu()
         p = torch.sigmoid(classifier(img.to(device))).cpu()[:, cols].T            # [attributes, batch]
         if best_img is None:
             best_img = img.new_zeros(len(cols), k, *img.shape[1:])
