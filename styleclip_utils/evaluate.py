@@ -46,20 +46,26 @@ def clip_image_features(model, images, batch=256, device="cpu"):
                       for x in _batches(images, batch)])
 
 
+@torch.no_grad()
+def clip_says(model, images, prompts=PROMPT_ATTRIBUTES, device="cpu"):
+    """uint8 images [N, 3, S, S] -> {prompt: bool [N]}: is the image closer to "a photo of a face with
+    <prompt>" than to the neutral "a photo of a face"? The zero-shot decision a CLIP-guided edit relies on."""
+    ctx = model.context_length
+    img_f = clip_image_features(model, images, device=device)
+    texts = [NEUTRAL_TEXT] + [f"{NEUTRAL_TEXT} with {prompt}" for prompt in prompts]
+    neutral, *targets = [clip_text_features(model, [t], ctx, device).cpu()[0] for t in texts]  # one at a time,
+    # as the rates in the shipped records were measured (a batch of texts rounds differently)
+    return {prompt: img_f @ t > img_f @ neutral for prompt, t in zip(prompts, targets)}
+
+
 def clip_zero_shot(model, images, attrs, attribute_names, prompts=PROMPT_ATTRIBUTES, device="cpu"):
     """For each prompt, does CLIP find images with the attribute closer to "a photo of a face with <prompt>"
     than to the neutral "a photo of a face", and images without it not? Balanced accuracy (mean of the
     rates on positives and negatives) per prompt: the decision a CLIP-guided edit relies on."""
-    ctx = model.context_length
-    img_f = clip_image_features(model, images, device=device)
-    neutral = clip_text_features(model, [NEUTRAL_TEXT], ctx, device).cpu()[0]
+    prompts = {p: c for p, c in prompts.items() if c in attribute_names}
     out = {}
-    for prompt, column in prompts.items():
-        if column not in attribute_names:
-            continue
-        target = clip_text_features(model, [f"{NEUTRAL_TEXT} with {prompt}"], ctx, device).cpu()[0]
-        says = img_f @ target > img_f @ neutral
-        truth = attrs[:, attribute_names.index(column)].bool()
+    for prompt, says in clip_says(model, images, prompts, device).items():
+        truth = attrs[:, attribute_names.index(prompts[prompt])].bool()
         if truth.all() or not truth.any():
             continue
         out[prompt] = round(float((says[truth].float().mean() + (~says[~truth]).float().mean()) / 2), 4)
@@ -129,6 +135,17 @@ def generated_attribute_frequencies(G, classifier, n=2000, batch=100, truncation
     for img in generated_faces(G, n, batch, truncation_psi, seed, device):
         counts += classifier.predict(img).float().sum(0).cpu()
     return {name: round(float(c) / n, 4) for name, c in zip(classifier.attribute_names, counts)}
+
+
+@torch.no_grad()
+def generated_clip_rates(G, clip_model, n=2000, batch=100, seed=0, device="cpu", prompts=PROMPT_ATTRIBUTES):
+    """Share of the same n generated faces as `generated_attribute_frequencies` (same seed) that the CLIP calls
+    "<prompt>" (`clip_says`), as 8-bit images the way a saved sample is. Next to the classifier's count this
+    shows whether the CLIP, which the GAN's vision-aided losses read, sees a frequency gap the judge sees."""
+    images = torch.cat([((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+                        for img in generated_faces(G, n, batch, seed=seed, device=device)])
+    return {prompt: round(float(says.float().mean()), 4)
+            for prompt, says in clip_says(clip_model, images, prompts, device).items()}
 
 
 @torch.no_grad()

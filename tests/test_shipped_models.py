@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from styleclip_utils import evaluate, models, synthfaces
+from styleclip_utils import evaluate, models, synthfaces, viz
 from styleclip_utils.clip_loss import to_clip_input
 
 pytestmark = pytest.mark.skipif(not (models.SYNTHFACES_DIR / "generator.safetensors").exists(),
@@ -101,3 +101,19 @@ def test_most_likely_generated_keeps_the_top_faces_across_batches():
         top = p[:, judge.index(a)].topk(3)
         assert torch.allclose(probs[3 * i:3 * i + 3], top.values, atol=1e-5)
         assert torch.allclose(images[3 * i:3 * i + 3], img[top.indices], atol=1e-5)
+
+
+def test_generated_clip_rates_count_clip_says_on_the_judged_faces():
+    """The CLIP's rates on generated faces count its zero-shot decisions on the faces the frequency check
+    judges (same seed and batches, as 8-bit images); on fresh real faces those decisions follow the labels."""
+    G, clip_model = models.load_generator(), models.load_clip()
+    rates = evaluate.generated_clip_rates(G, clip_model, n=24, batch=8, seed=5)
+    img = torch.cat(list(evaluate.generated_faces(G, 24, batch=8, seed=5)))
+    says = evaluate.clip_says(clip_model, torch.from_numpy(viz.to_uint8(img)).permute(0, 3, 1, 2))
+    assert rates == {p: round(float(s.float().mean()), 4) for p, s in says.items()}
+    assert 0 < sum(rates.values()) < len(rates)  # some prompts said of some faces, not all of all
+    faces = [synthfaces.sample_face(s) for s in FRESH]
+    says = evaluate.clip_says(clip_model, torch.from_numpy(np.stack([f[0] for f in faces])).permute(0, 3, 1, 2))
+    agree = [(s == torch.tensor([bool(f[2].get(synthfaces.PROMPT_ATTRIBUTES[p], False)) for f in faces]))
+             .float().mean() for p, s in says.items()]
+    assert sum(agree) / len(agree) > 0.85, f"CLIP agrees with the labels on {sum(agree) / len(agree):.2f}"
