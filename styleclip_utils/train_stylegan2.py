@@ -99,8 +99,8 @@ class CLIPHead(nn.Module):
         # CLIP's space is about directions; scaled so that each coordinate is ~1, as the head's layers expect
         return F.normalize(feats, dim=-1) * feats.shape[-1] ** 0.5
 
-    def forward(self, clip_model, img, generator):
-        return self.net(self.features(clip_model, img, generator))
+    def forward(self, feats):  # one logit per face, from its `features` (computed once a step, shared)
+        return self.net(feats)
 
 
 def mean_feature_distance(feats, mu):
@@ -207,7 +207,7 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
             stats.clip_real_batches += 1
             stats.clip_real_mean.lerp_(real_f.mean(0), 1 / stats.clip_real_batches)
         if cfg.clip_d > 0:  # the head learns on fixed CLIP features
-            dc_loss = F.softplus(-D_clip.net(real_f)).mean() + F.softplus(D_clip.net(fake_f)).mean()
+            dc_loss = F.softplus(-D_clip(real_f)).mean() + F.softplus(D_clip(fake_f)).mean()
             optimizers["d_clip_opt"].zero_grad(set_to_none=True)
             (cfg.clip_d * dc_loss).backward()
             optimizers["d_clip_opt"].step()
@@ -232,7 +232,7 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
                 fake_f = CLIPHead.features(clip_model, fake, crops).float()
             if cfg.clip_d > 0:
                 D_clip.requires_grad_(False)
-                gc_loss = F.softplus(-D_clip.net(fake_f)).mean()
+                gc_loss = F.softplus(-D_clip(fake_f)).mean()
                 D_clip.requires_grad_(True)
                 losses["g_clip"] = gc_loss.item()
                 g_loss = g_loss + cfg.clip_d * gc_loss
