@@ -12,12 +12,13 @@ import time
 
 import torch
 
-from styleclip_utils import models
-from styleclip_utils.clip_loss import CLIPLoss
-from styleclip_utils.identity import Backbone, IDLoss
-from styleclip_utils.nets import ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
-from styleclip_utils.optimize import EditConfig, edit
-from styleclip_utils.stylegan2 import Generator
+from styleclip_utils.weights import zoo
+from styleclip_utils.losses.clip_loss import CLIPLoss
+from styleclip_utils.losses.identity import IDLoss
+from styleclip_utils.models.arcface import Backbone
+from styleclip_utils.models.nets import ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
+from styleclip_utils.edit.optimize import EditConfig, edit
+from styleclip_utils.models.stylegan2 import Generator
 
 VIT_B32 = SmallCLIPConfig(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
                           vision_patch_size=32, context_length=77, transformer_width=512, transformer_heads=8,
@@ -29,7 +30,7 @@ def build(preset, device, views=0):
     if preset == "synthfaces":
         # the shipped SynthFaces models' sizes, read from their records (random weights: the same compute)
         G = Generator(64, 256, 4, channels={4: 128, 8: 128, 16: 128, 32: 64, 64: 32})
-        clip_model = small_clip(SmallCLIPConfig(**models.read_record("clip")["config"]))
+        clip_model = small_clip(SmallCLIPConfig(**zoo.read_record("clip")["config"]))
         id_loss = IDLoss("synthfaces", IdentityNet(ConvNetConfig(64, 32, 128)))
     else:
         G = Generator(1024)

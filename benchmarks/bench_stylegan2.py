@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from styleclip_utils.stylegan2 import Generator
+from styleclip_utils.models.stylegan2 import Generator
 
 CONFIGS = {
     # the SynthFaces generator's shape (64 px); see styleclip_utils/models.py once trained weights ship

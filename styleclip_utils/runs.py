@@ -30,19 +30,20 @@ def notebook_path(name):
     return path
 
 
-def _without_injected_cell(src, out_dir):
-    """A committed notebook may keep the cell papermill injected when its outputs were made (how they were
-    made, e.g. notebook 00's CLIP fine-tune). papermill replaces that cell only when given parameters; without
-    any it would run it again. So run a copy without it: no parameters means the parameters cell's values."""
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _clean_for_commit(path, name):
+    """What a committed notebook must not carry: papermill's absolute paths of this machine, and progress-bar
+    widgets (their state is not saved, so a reader sees only the fallback text of the first update, "0%")."""
     import nbformat
-    nb = nbformat.read(src, as_version=4)
-    cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
-    if len(cells) == len(nb.cells):
-        return src
-    nb.cells = cells
-    path = Path(out_dir) / f".{src.stem}.input.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.papermill.update(input_path=name, output_path=name)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET not in o.get("data", {})]
+    nb.metadata.pop("widgets", None)
     nbformat.write(nb, path)
-    return path
 
 
 def run_notebook(name, parameters=None, out_dir=None, progress=True, inplace=False):
@@ -54,75 +55,32 @@ def run_notebook(name, parameters=None, out_dir=None, progress=True, inplace=Fal
 
     src = notebook_path(name)
     out_dir = Path(out_dir or RUNS_DIR / src.stem)
-    os.makedirs(out_dir, exist_ok=True)
     parameters = dict(parameters or {})
     if inplace and parameters:
         raise ValueError("inplace runs take the committed parameters; do not pass parameters")
+    known = pm.inspect_notebook(str(src))
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:  # papermill would only warn, and the run would silently use the default
+        raise ValueError(f"{src.name} has no parameters {unknown}; its parameters: {list(known)}")
+    os.makedirs(out_dir, exist_ok=True)
     out = src if inplace else out_dir / src.name
     tmp = out.parent / f".{src.stem}.running.ipynb"
     t0 = time.time()
-    source = _without_injected_cell(src, out_dir)
     try:
-        pm.execute_notebook(str(source), str(tmp), parameters=parameters, cwd=str(ROOT), progress_bar=progress,
+        pm.execute_notebook(str(src), str(tmp), parameters=parameters, cwd=str(ROOT), progress_bar=progress,
                             kernel_name="python3")
-    finally:
-        if source != src:
-            source.unlink()
-    if inplace:  # papermill records absolute paths of this machine: keep the committed file portable
-        import nbformat
-        nb = nbformat.read(tmp, as_version=4)
-        nb.metadata.papermill.update(input_path=src.name, output_path=src.name)
-        nbformat.write(nb, tmp)
+    except BaseException:
+        # never a notebook that looks finished: kept as <name>.failed.ipynb (it shows the failing cell) in
+        # out_dir, dropped for an in-place run (notebooks/ holds only committed notebooks)
+        if tmp.exists():
+            tmp.unlink() if inplace else os.replace(tmp, out_dir / f"{src.stem}.failed.ipynb")
+        raise
+    if inplace:
+        _clean_for_commit(tmp, src.name)
     os.replace(tmp, out)
     record = dict(notebook=src.name, parameters=parameters, seconds=round(time.time() - t0, 1))
     (out_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
     return out
-
-
-def _parameters_cell(nb):
-    cell = next((c for c in nb.cells if c.cell_type == "code"), None)
-    if cell is None or "parameters" not in cell.metadata.get("tags", []):
-        raise ValueError("the first code cell of the notebook is not tagged 'parameters'")
-    return cell
-
-
-def notebook_parameters(name):
-    """The committed values of a notebook's parameters cell, {name: value}, in order (one literal a line)."""
-    import nbformat
-    return _parameter_values(_parameters_cell(nbformat.read(notebook_path(name), as_version=4)))
-
-
-def _parameter_values(cell):
-    values = {}
-    for node in ast.parse(cell.source).body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            raise ValueError(f"parameters cell line {node.lineno} is not `name = literal`")
-        values[node.targets[0].id] = ast.literal_eval(node.value)
-    return values
-
-
-def set_parameters(name, **values):
-    """Rewrite committed parameter values in place (comments kept), e.g. the steps a shipped model trained for."""
-    import nbformat
-    path = notebook_path(name)
-    nb = nbformat.read(path, as_version=4)
-    cell = _parameters_cell(nb)
-    known = _parameter_values(cell)
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"{path.name} has no parameters {unknown}; it has {sorted(known)}")
-    lines = cell.source.splitlines()
-    for i, line in enumerate(lines):
-        key, _, rest = line.partition("=")
-        if key.strip() in values:
-            old, comment = rest.split("#", 1) if "#" in rest else (rest, None)
-            new = f"{key.strip()} = {values[key.strip()]!r}"
-            pad = max(1, len(key) + 1 + len(old) - len(new))  # keep the comments aligned where they fit
-            lines[i] = new + (" " * pad + "#" + comment if comment is not None else "")
-    cell.source = "\n".join(lines)
-    tmp = path.with_name(f".{path.name}.tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, path)
 
 
 def parse_value(text):

@@ -53,13 +53,44 @@ def draw_landmarks(ax, img, landmarks, color="lime"):
     ax.axis("off")
 
 
-def save_figure(fig, path, dpi=110):
-    """PNG with no timestamp/version metadata (same figure -> same bytes), written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
-    os.replace(tmp, path)
+def save_figure(fig, path, dpi=110, also=None):
+    """PNG with no timestamp/version metadata (same figure -> same bytes), written atomically. `also`: a folder
+    that gets a copy under the same name (`make figures` passes figures/; runs write only their own folder)."""
+    for target in [Path(path)] + ([Path(also) / Path(path).name] if also else []):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.stem}.tmp.png")
+        fig.savefig(tmp, dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
+        os.replace(tmp, target)
+
+
+def before_after(before, after, labels, cell=1.25, fontsize=8):
+    """Two rows: the start faces, and each face edited towards its label (one column per edit)."""
+    n = len(labels)
+    fig, axes = plt.subplots(2, n, figsize=(n * cell, 2 * cell + 0.3), squeeze=False)
+    for j in range(n):
+        for row, img in ((0, before[j]), (1, after[j])):
+            axes[row, j].imshow(to_uint8(img))
+            axes[row, j].set_xticks([]), axes[row, j].set_yticks([])
+        axes[0, j].set_title(labels[j], fontsize=fontsize, pad=3)
+    axes[0, 0].set_ylabel("before", fontsize=fontsize)
+    axes[1, 0].set_ylabel("after", fontsize=fontsize)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def loss_curves(log, keys=None, title=""):
+    """Losses of a training run from its log.jsonl rows (`train.loop.read_log`), one panel per loss."""
+    keys = keys or [k for k in log[0] if k not in ("step", "seconds")] if log else []
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3.2 * max(1, len(keys)), 2.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        rows = [r for r in log if key in r]
+        ax.plot([r["step"] for r in rows], [r[key] for r in rows])
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def attribute_labels(attrs, names, k=3, prefer=()):

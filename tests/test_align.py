@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFile, ImageFilter
 
-from styleclip_utils.align import (CorruptImageError, FaceAlignmentError, ImageTooLargeError,
+from styleclip_utils.data.align import (CorruptImageError, FaceAlignmentError, ImageTooLargeError,
                                    ImageTooSmallError, NoFaceError, NotAnImageError,
                                    UnsupportedImageError, align_face, aligned_coords, detect_landmarks,
                                    ffhq_quad, largest_face, refine_eye_centres, warp_quad)
-from styleclip_utils.synthfaces import paste_face, photo_background, photo_scene, sample_face
+from styleclip_utils.data.render import paste_face, photo_background, photo_scene, sample_face
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def test_exif_orientation_is_applied(scene, tmp_path):
 
 
 def test_import_is_light():
-    code = "import sys, styleclip_utils.align; print('facenet_pytorch' in sys.modules)"
+    code = "import sys, styleclip_utils.data.align; print('facenet_pytorch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from styleclip_utils.checkpoints import CheckpointError, load_checkpoint, load_generator
+from styleclip_utils.weights.checkpoints import CheckpointError, load_checkpoint
+from styleclip_utils.weights.official import load_stylegan2
 
 DATA = Path(__file__).parent / "data"
 
@@ -27,7 +28,7 @@ def sd256():
 def test_rosinality_pt_with_latent_avg(tmp_path, sd256):
     latent_avg = torch.randn(512)
     torch.save({"g_ema": sd256, "latent_avg": latent_avg, "d": {"x": torch.zeros(1)}}, tmp_path / "g.pt")
-    G = load_generator(tmp_path / "g.pt")
+    G = load_stylegan2(tmp_path / "g.pt")
     assert G.size == 256 and G.n_latent == 14 and G.style_dim == 512 and G.n_mlp == 8
     assert torch.equal(G.w_avg, latent_avg) and not G.training
     assert torch.equal(G.state_dict()["convs.3.conv.weight"], sd256["convs.3.conv.weight"])
@@ -39,13 +40,13 @@ def test_e4e_layout_decoder_keys(tmp_path, sd256):
     sd["encoder.input_layer.0.weight"] = torch.zeros(64, 3, 3, 3)
     avg = torch.randn(512).expand(14, 512).clone()
     torch.save({"state_dict": sd, "latent_avg": avg, "opts": {"stylegan_size": 1024}}, tmp_path / "e4e.pt")
-    G = load_generator(tmp_path / "e4e.pt")  # size from the keys (256), not from opts (1024)
+    G = load_stylegan2(tmp_path / "e4e.pt")  # size from the keys (256), not from opts (1024)
     assert G.size == 256 and torch.equal(G.w_avg, avg[0])
 
 
 def test_golden_small_config_inferred(tmp_path, golden):
     torch.save({"g_ema": golden["state_dict"]}, tmp_path / "small.pt")
-    G = load_generator(tmp_path / "small.pt")
+    G = load_stylegan2(tmp_path / "small.pt")
     assert G.channels == {int(k): v for k, v in golden["config"]["channels"].items()}
     assert G.n_mlp == 3 and G.style_dim == 64
     with torch.no_grad():
@@ -58,7 +59,7 @@ def test_safetensors_layout(tmp_path, golden):
     flat = {f"g_ema.{k}": v.contiguous() for k, v in golden["state_dict"].items()}
     flat["latent_avg"] = torch.ones(64)
     save_file(flat, str(tmp_path / "g.safetensors"))
-    G = load_generator(tmp_path / "g.safetensors")
+    G = load_stylegan2(tmp_path / "g.safetensors")
     assert G.has_w_avg and torch.equal(G.w_avg, torch.ones(64))
 
 
@@ -69,7 +70,7 @@ def test_missing_key_and_wrong_shape_listed(tmp_path, sd256):
     bad["extra.thing"] = torch.zeros(1)
     torch.save({"g_ema": bad}, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError) as e:
-        load_generator(tmp_path / "bad.pt")
+        load_stylegan2(tmp_path / "bad.pt")
     msg = str(e.value)
     assert "missing keys (1): convs.3.noise.weight" in msg
     assert "unexpected keys (1): extra.thing" in msg
@@ -99,7 +100,7 @@ def test_truncated_checkpoint(tmp_path, golden):
     data = (tmp_path / "full.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError):
-        load_generator(tmp_path / "cut.pt")
+        load_stylegan2(tmp_path / "cut.pt")
 
 
 def test_corrupt_safetensors(tmp_path):
@@ -111,9 +112,9 @@ def test_corrupt_safetensors(tmp_path):
 def test_checkpoint_without_generator(tmp_path):
     torch.save({"state_dict": {"encoder.w": torch.zeros(1)}, "opts": {}}, tmp_path / "enc.pt")
     with pytest.raises(CheckpointError, match="no StyleGAN2 generator found.*'opts', 'state_dict'"):
-        load_generator(tmp_path / "enc.pt")
+        load_stylegan2(tmp_path / "enc.pt")
 
 
 def test_missing_file_and_unknown_name(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a registered file name"):
-        load_generator(tmp_path / "nope.pt")
+        load_stylegan2(tmp_path / "nope.pt")

@@ -7,13 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from styleclip_utils import synthfaces as sf
-from styleclip_utils.datasets import DatasetLayoutError, FaceDataset, resize_dataset, validate_layout
+from styleclip_utils.data import attributes, synthfaces
+from styleclip_utils.data.layout import DatasetLayoutError, FaceDataset, resize_dataset, validate_layout
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return sf.generate(tmp_path_factory.mktemp("synth") / "faces", n=40, size=64, seed=3, workers=1, progress=False)
+    return synthfaces.generate(tmp_path_factory.mktemp("synth") / "faces", n=40, size=64, seed=3, workers=1, progress=False)
 
 
 def make_celeba(root, n=5, size=128, seed=0):
@@ -25,7 +25,7 @@ def make_celeba(root, n=5, size=128, seed=0):
         Image.fromarray(arr).save(root / "CelebA-HQ-img" / f"{i}.jpg", quality=90)
     values = rng.choice([-1, 1], (n, 40))
     rows = [f"{i}.jpg  " + " ".join(str(v) for v in row) for i, row in enumerate(values)]
-    (root / sf.ATTR_FILE).write_text("\n".join([str(n), " ".join(sf.CELEBA_ATTRIBUTES)] + rows) + "\n")
+    (root / synthfaces.ATTR_FILE).write_text("\n".join([str(n), " ".join(attributes.CELEBA_ATTRIBUTES)] + rows) + "\n")
     return root, values
 
 
@@ -38,10 +38,10 @@ def test_synthfaces_round_trip(synth):
 
     train, test, full = (FaceDataset(synth, split) for split in ("train", "test", "all"))
     assert len(train) == counts["train"] and len(test) == counts["test"] and len(full) == 40
-    assert train.attribute_names == list(sf.CELEBA_ATTRIBUTES) + list(sf.EXTRA_ATTRIBUTES)
+    assert train.attribute_names == list(attributes.CELEBA_ATTRIBUTES) + list(attributes.EXTRA_ATTRIBUTES)
     assert not set(train.identities.tolist()) & set(test.identities.tolist())   # split by identity
     assert set(train.filenames) | set(test.filenames) == set(full.filenames)
-    assert set(full.constant_attributes) >= set(sf.CONSTANT_COLUMNS)
+    assert set(full.constant_attributes) >= set(attributes.CONSTANT_COLUMNS)
 
     item = full[7]
     assert item["img"].shape == (3, 64, 64) and item["img"].dtype == torch.float32
@@ -50,9 +50,9 @@ def test_synthfaces_round_trip(synth):
     assert item["index"] == 7 and item["filename"] == "7.png" and item["identity"] >= 0
     assert isinstance(item["caption"], str) and len(item["caption"]) > 10
     # labels and landmarks are the ones written by the generator
-    line = (synth / sf.ATTR_FILE).read_text().splitlines()[2 + 7].split()
+    line = (synth / synthfaces.ATTR_FILE).read_text().splitlines()[2 + 7].split()
     assert item["attrs"][:40].tolist() == [float(v == "1") for v in line[1:]]
-    lm_line = (synth / sf.LANDMARK_FILE).read_text().splitlines()[2 + 7].split()
+    lm_line = (synth / synthfaces.LANDMARK_FILE).read_text().splitlines()[2 + 7].split()
     np.testing.assert_allclose(item["landmarks"].numpy().ravel(), np.array(lm_line[1:], float), atol=1e-4)
 
     small = FaceDataset(synth, "all", size=32)[7]
@@ -92,7 +92,7 @@ def test_celeba_hq_folder(tmp_path):
     assert not summary["has_landmarks"] and not summary["has_split"] and summary["extra_attribute_names"] == []
     with pytest.warns(UserWarning, match="no split.txt: every image counts as train"):
         ds = FaceDataset(root, "train", size=64)
-    assert len(ds) == 5 and ds.attribute_names == list(sf.CELEBA_ATTRIBUTES)
+    assert len(ds) == 5 and ds.attribute_names == list(attributes.CELEBA_ATTRIBUTES)
     item = ds[2]
     assert item["img"].shape == (3, 64, 64) and torch.isnan(item["landmarks"]).all()
     assert item["identity"] == -1 and item["caption"] == "" and item["filename"] == "2.jpg"
@@ -120,7 +120,7 @@ def test_resize_dataset(tmp_path, synth):
     out = resize_dataset(root, tmp_path / "celeba32", size=32, workers=1, progress=False)
     summary = validate_layout(out)
     assert summary["image_size"] == (32, 32) and summary["n_images"] == 5
-    lines = (out / sf.ATTR_FILE).read_text().splitlines()
+    lines = (out / synthfaces.ATTR_FILE).read_text().splitlines()
     assert lines[2].split()[0] == "0.png" and [int(v) for v in lines[2].split()[1:]] == values[0].tolist()
     stamp = (out / "config.json").stat().st_mtime_ns
     assert resize_dataset(root, out, size=32, workers=1, progress=False) == out
@@ -140,23 +140,23 @@ def rewrite(path, k, new_line):
 
 
 def break_missing_attributes(root):
-    (root / sf.ATTR_FILE).unlink()
+    (root / synthfaces.ATTR_FILE).unlink()
 
 
 def break_too_few_values(root):
-    rewrite(root / sf.ATTR_FILE, 5, "2.jpg  " + " ".join(["1"] * 39))
+    rewrite(root / synthfaces.ATTR_FILE, 5, "2.jpg  " + " ".join(["1"] * 39))
 
 
 def break_bad_value(root):
-    rewrite(root / sf.ATTR_FILE, 4, "1.jpg  " + " ".join(["1"] * 4 + ["0"] + ["-1"] * 35))
+    rewrite(root / synthfaces.ATTR_FILE, 4, "1.jpg  " + " ".join(["1"] * 4 + ["0"] + ["-1"] * 35))
 
 
 def break_count(root):
-    rewrite(root / sf.ATTR_FILE, 1, "6")
+    rewrite(root / synthfaces.ATTR_FILE, 1, "6")
 
 
 def break_count_not_a_number(root):
-    rewrite(root / sf.ATTR_FILE, 1, "five")
+    rewrite(root / synthfaces.ATTR_FILE, 1, "five")
 
 
 def break_missing_image(root):
@@ -170,20 +170,20 @@ def break_missing_folder(root):
 
 
 def break_landmarks(root):
-    (root / sf.LANDMARK_FILE).write_text("5\n" + sf.LANDMARK_HEADER + "\n" + "".join(
+    (root / synthfaces.LANDMARK_FILE).write_text("5\n" + synthfaces.LANDMARK_HEADER + "\n" + "".join(
         f"{i}.jpg " + " ".join(["10.0"] * (10 if i != 1 else 9)) + "\n" for i in range(5)))
 
 
 def break_split_value(root):
-    (root / sf.SPLIT_FILE).write_text("".join(f"{i}.jpg {5 if i == 2 else 0}\n" for i in range(5)))
+    (root / synthfaces.SPLIT_FILE).write_text("".join(f"{i}.jpg {5 if i == 2 else 0}\n" for i in range(5)))
 
 
 def break_identity_rows(root):
-    (root / sf.IDENTITY_FILE).write_text("".join(f"{i}.jpg 1\n" for i in range(4)))
+    (root / synthfaces.IDENTITY_FILE).write_text("".join(f"{i}.jpg 1\n" for i in range(4)))
 
 
 def break_extra_rows(root):
-    (root / sf.EXTRA_FILE).write_text("5\nRed_Hair Afro\n" + "".join(f"{i}.jpg 1 -1 1\n" for i in range(5)))
+    (root / synthfaces.EXTRA_FILE).write_text("5\nRed_Hair Afro\n" + "".join(f"{i}.jpg 1 -1 1\n" for i in range(5)))
 
 
 @pytest.mark.parametrize("breaker, message", [

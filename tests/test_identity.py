@@ -10,11 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from styleclip_utils.checkpoints import CheckpointError
-from styleclip_utils.identity import (Backbone, IDLoss, arcface_preprocess, facenet_preprocess, load_arcface,
-                                      load_facenet)
-from styleclip_utils.nets import ConvNetConfig, IdentityNet
-from styleclip_utils.registry import MissingWeightsError
+from styleclip_utils.losses.identity import IDLoss, arcface_preprocess, facenet_preprocess
+from styleclip_utils.models.arcface import Backbone
+from styleclip_utils.weights.checkpoints import CheckpointError
+from styleclip_utils.weights.official import load_arcface, load_facenet
+from styleclip_utils.models.nets import ConvNetConfig, IdentityNet
+from styleclip_utils.weights.registry import MissingWeightsError
 
 MANIFEST = Path(__file__).parent / "data" / "arcface_irse50_manifest.json"
 

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from styleclip_utils.nets import ConvNetConfig, SmallCLIPConfig
-from styleclip_utils.clip_loss import to_clip_input
-from styleclip_utils.train_nets import train_classifier, train_clip, train_identity
-from styleclip_utils.training import batch_at, read_log
+from styleclip_utils.models.nets import ConvNetConfig, SmallCLIPConfig
+from styleclip_utils.losses.clip_loss import to_clip_input
+from styleclip_utils.train.nets import train_classifier, train_clip, train_identity
+from styleclip_utils.train.loop import batch_at, read_log
 
 TINY_NET = ConvNetConfig(in_size=16, width=8, out_dim=2)
 TINY_CLIP = SmallCLIPConfig(embed_dim=16, image_resolution=16, vision_layers=1, vision_width=64,
@@ -115,8 +115,8 @@ def test_label_aware_captions_teach_an_attribute_the_captions_never_name(tmp_pat
 
 def test_neutral_anchored_loss_makes_the_zero_shot_rule_work(tmp_path):
     """neutral > 0: an image is closer to "a photo of a face with red hair" than to "a photo of a face"
-    exactly when it has red hair (the rule of evaluate.clip_zero_shot and of global directions)."""
-    from styleclip_utils import evaluate
+    exactly when it has red hair (the rule of quality.clip_zero_shot and of global directions)."""
+    from styleclip_utils.metrics import quality
     img, attrs = coloured_squares(n=64, seed=3)
     names = ["Red_Hair", "Eyeglasses"]
     cfg = SmallCLIPConfig(**{**TINY_CLIP.__dict__, "context_length": 16})
@@ -125,20 +125,20 @@ def test_neutral_anchored_loss_makes_the_zero_shot_rule_work(tmp_path):
     log = read_log(tmp_path)
     assert "neutral" in log[0] and mean_first_last(log, "neutral")[1] < mean_first_last(log, "neutral")[0]
     prompts = {"red hair": "Red_Hair", "glasses": "Eyeglasses"}
-    acc = evaluate.clip_zero_shot(model, img, attrs, names, prompts=prompts)
+    acc = quality.clip_zero_shot(model, img, attrs, names, prompts=prompts)
     assert min(acc.values()) >= 0.9, acc
 
 
 def test_small_clip_continues_from_an_exported_model(tmp_path):
     """init= starts from an exported (float16-stored) CLIP: the first step's loss is the trained model's,
     the run's config names the file, and another config's file is refused with a clear error."""
-    from styleclip_utils import models
+    from styleclip_utils.weights import zoo
     img, attrs = coloured_squares(n=64, seed=2)
     texts = ["a grey face", "a grey face with a square", "a red face", "a red face with a square"]
     caps = [[texts[2 * a + b]] for a, b in attrs.tolist()]
     kw = dict(batch=32, progress=False, log_every=1)
     trained, _ = train_clip(img, caps, tmp_path / "a", 60, TINY_CLIP, lr=2e-3, **kw)
-    path = models.save_model("clip", trained.state_dict(), {}, root=tmp_path / "w",
+    path = zoo.save_model("clip", trained.state_dict(), {}, root=tmp_path / "w",
                              half=tuple(trained.state_dict()))
     fresh_loss = read_log(tmp_path / "a")[0]["contrastive"]
     on, run = train_clip(img, caps, tmp_path / "b", 1, TINY_CLIP, lr=1e-9, init=path, **kw)
@@ -154,7 +154,7 @@ def test_small_clip_continues_from_an_exported_model(tmp_path):
 def test_encode_text_by_length_matches_encode_text():
     # captions of very different lengths, so the chunks are cut at different lengths
     import clip
-    from styleclip_utils.nets import encode_text_by_length, small_clip
+    from styleclip_utils.models.nets import encode_text_by_length, small_clip
     torch.manual_seed(0)
     model = small_clip(SmallCLIPConfig(**{**TINY_CLIP.__dict__, "context_length": 16})).eval()
     texts = ["a face", "a photo of a face with red hair and glasses and a hat", "glasses", "a red face",
@@ -181,7 +181,7 @@ def test_clip_input_normalisation():
 
 
 def test_verification_pairs_and_threshold():
-    from styleclip_utils.evaluate import best_threshold, verification_pairs
+    from styleclip_utils.metrics.quality import best_threshold, verification_pairs
     ids = torch.tensor([0, 0, 1, 1, 2, 2, 2])
     same, diff = verification_pairs(ids, 20, seed=0)
     assert (ids[same[:, 0]] == ids[same[:, 1]]).all() and (same[:, 0] != same[:, 1]).all()
@@ -207,22 +207,3 @@ def test_unknown_precision_is_rejected(tmp_path):
         train_classifier(img, attrs, ["Red", "Square"], tmp_path / "run", 5, TINY_NET, batch=16,
                          precision="fp16", progress=False)
     assert not (tmp_path / "run").exists()  # rejected before any work: no run folder left behind
-
-
-def test_train_all_cli_leaves_the_run_notebook_00_resumes(tmp_path):
-    """A launcher process (`python -m styleclip_utils.train_all`) and notebook 00 make the same call: the
-    notebook finds the finished checkpoint and trains nothing more."""
-    from styleclip_utils import train_all
-    from styleclip_utils.runs import notebook_parameters
-
-    tiny = dict(n_images=200, size=32, net_width=8, batch_nets=16, steps_classifier=3, out_dir=str(tmp_path))
-    train_all.main(["classifier", "--no-progress"] + [a for k, v in tiny.items() for a in ("-p", k, repr(v))])
-    log = (tmp_path / "classifier" / "log.jsonl").read_text()
-    P = train_all.check_parameters(dict(notebook_parameters(train_all.NOTEBOOK), **tiny))
-    _, train, _ = train_all.load_data(P)
-    _, run = train_all.classifier(P, train, progress=False)
-    assert run.step == 3 and (tmp_path / "classifier" / "log.jsonl").read_text() == log
-    with pytest.raises(SystemExit):
-        train_all.main(["classifier", "-p", "stepz", "3"])
-    with pytest.raises(SystemExit):  # checked before any data is rendered
-        train_all.main(["classifier", "-p", "clip_resolution", "48"])

@@ -8,8 +8,8 @@ import torch
 
 from styleclip_utils.paths import NOTEBOOKS_DIR
 from styleclip_utils.runs import run_notebook
-from styleclip_utils.synthfaces import PROMPT_ATTRIBUTES
-from styleclip_utils.training import read_log
+from styleclip_utils.data.attributes import PROMPT_ATTRIBUTES
+from styleclip_utils.train.loop import read_log
 from test_datasets import make_celeba
 
 

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from styleclip_utils.clip_loss import CLIPLoss, official_clip_input, random_views, to_clip_input
-from styleclip_utils.nets import SmallCLIPConfig, small_clip
-from styleclip_utils.optimize import EditConfig, edit, lr_at, row_indices
-from styleclip_utils.stylegan2 import Generator
+from styleclip_utils.losses.clip_loss import CLIPLoss, official_clip_input, random_views, to_clip_input
+from styleclip_utils.models.nets import SmallCLIPConfig, small_clip
+from styleclip_utils.edit.optimize import EditConfig, edit, lr_at, row_indices
+from styleclip_utils.models.stylegan2 import Generator
 
 PROMPTS = ["red hair", "a smiling face"]
 
@@ -156,7 +156,7 @@ class FixedJudge(torch.nn.Module):
 
 
 def test_edit_metrics_and_success_tracker():
-    from styleclip_utils.edit_metrics import SuccessTracker, edit_metrics, expected_changes
+    from styleclip_utils.edit.scorecard import SuccessTracker, edit_metrics, expected_changes
 
     names = ["Red_Hair", "Black_Hair", "Smiling", "Eyeglasses"]
     assert expected_changes("Red_Hair", names) == [0, 1]  # hair colours exclude each other
@@ -181,8 +181,8 @@ def test_edit_metrics_and_success_tracker():
 def test_lpips_backbone_from_the_registry(tmp_path, monkeypatch):
     import torchvision
 
-    from styleclip_utils import registry
-    from styleclip_utils.edit_metrics import load_lpips
+    from styleclip_utils.weights import registry
+    from styleclip_utils.weights.official import load_lpips
     monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path))
     assert load_lpips(download_missing=False) is None  # offline: n/a, no hidden download
     torch.manual_seed(0)

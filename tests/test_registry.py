@@ -7,8 +7,8 @@ from functools import partial
 
 import pytest
 
-from styleclip_utils import registry
-from styleclip_utils.registry import ChecksumError, MissingWeightsError, PretrainedFile, fetch
+from styleclip_utils.weights import registry
+from styleclip_utils.weights.registry import ChecksumError, MissingWeightsError, PretrainedFile, fetch
 
 
 @pytest.fixture

@@ -4,10 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from styleclip_utils import evaluate, models, synthfaces, viz
-from styleclip_utils.clip_loss import to_clip_input
+from styleclip_utils import viz
+from styleclip_utils.data import attributes, render
+from styleclip_utils.data.attributes import NEUTRAL_TEXT
+from styleclip_utils.metrics import quality
+from styleclip_utils.weights import zoo
+from styleclip_utils.losses.clip_loss import to_clip_input
 
-pytestmark = pytest.mark.skipif(not (models.SYNTHFACES_DIR / "generator.safetensors").exists(),
+pytestmark = pytest.mark.skipif(not (zoo.SYNTHFACES_DIR / "generator.safetensors").exists(),
                                 reason="no SynthFaces weights shipped")
 FRESH = range(10**6, 10**6 + 48)  # seeds of faces outside the training data
 
@@ -17,17 +21,17 @@ def to_tensor(images):
 
 
 def test_records_say_how_each_model_was_made():
-    for name in models.NAMES:
-        record = models.read_record(name)
+    for name in zoo.NAMES:
+        record = zoo.read_record(name)
         assert {"config", "steps", "seed", "device", "commit", "metrics", "wall_time_s"} <= set(record), name
         assert record["steps"] > 0 and record["metrics"], name
-    total = sum(p.stat().st_size for p in models.SYNTHFACES_DIR.glob("*.safetensors"))
+    total = sum(p.stat().st_size for p in zoo.SYNTHFACES_DIR.glob("*.safetensors"))
     assert total <= 40e6, f"shipped weights are {total / 1e6:.1f} MB (budget 40 MB)"
 
 
 def test_classifier_recognises_fresh_faces():
-    judge = models.load_classifier()
-    faces = [synthfaces.sample_face(s) for s in FRESH]
+    judge = zoo.load_classifier()
+    faces = [render.sample_face(s) for s in FRESH]
     img = to_tensor([f[0] for f in faces])
     truth = torch.tensor([[bool(f[2].get(n, False)) for n in judge.attribute_names] for f in faces])
     acc = (judge.predict(img) == truth).float().mean(0)
@@ -35,16 +39,16 @@ def test_classifier_recognises_fresh_faces():
 
 
 def test_identity_net_tells_people_apart_across_poses():
-    id_net = models.load_identity_net()
-    threshold = models.read_record("identity")["metrics"]["threshold"]
+    id_net = zoo.load_identity_net()
+    threshold = zoo.read_record("identity")["metrics"]["threshold"]
     imgs = []
     for s in FRESH[:16]:  # each person twice, in two random poses and backgrounds
         rng = np.random.default_rng(s)
-        idn = synthfaces.sample_identity(rng)
-        look = synthfaces.sample_look(rng, idn)
+        idn = render.sample_identity(rng)
+        look = render.sample_look(rng, idn)
         for _ in range(2):
-            imgs.append(synthfaces.render_face(idn, look, synthfaces.sample_pose(rng), 64,
-                                               synthfaces.sample_background(rng))[0])
+            imgs.append(render.render_face(idn, look, render.sample_pose(rng), 64,
+                                               render.sample_background(rng))[0])
     with torch.no_grad():
         emb = id_net(to_tensor(imgs))
     assert torch.allclose(emb.norm(dim=1), torch.ones(len(emb)), atol=1e-4)
@@ -57,28 +61,28 @@ def test_identity_net_tells_people_apart_across_poses():
 
 def test_small_clip_sees_dark_skin():
     """Its best prompt in the record (dark skin): the same face with dark skin is closer to the text."""
-    clip_model = models.load_clip()
+    clip_model = zoo.load_clip()
     res = clip_model.visual.input_resolution
     pairs = []
     for s in FRESH[:16]:
         rng = np.random.default_rng(s)
-        idn = synthfaces.sample_identity(rng)
-        look = synthfaces.sample_look(rng, idn)
-        pose, bg = synthfaces.sample_pose(rng), synthfaces.sample_background(rng)
+        idn = render.sample_identity(rng)
+        look = render.sample_look(rng, idn)
+        pose, bg = render.sample_pose(rng), render.sample_background(rng)
         for value in (False, True):
-            i, lk = synthfaces.set_attribute(idn, look, "Dark_Skin", value)
-            pairs.append(synthfaces.render_face(i, lk, pose, 64, bg)[0])
+            i, lk = attributes.set_attribute(idn, look, "Dark_Skin", value)
+            pairs.append(render.render_face(i, lk, pose, 64, bg)[0])
     with torch.no_grad():
         f_img = torch.nn.functional.normalize(clip_model.encode_image(to_clip_input(to_tensor(pairs), res)), dim=1)
-    f_txt = evaluate.clip_text_features(clip_model, [f"{evaluate.NEUTRAL_TEXT} with dark skin"],
+    f_txt = quality.clip_text_features(clip_model, [f"{NEUTRAL_TEXT} with dark skin"],
                                         clip_model.context_length)[0]
     score = (f_img @ f_txt).view(-1, 2)
     assert (score[:, 1] > score[:, 0]).float().mean() >= 0.9
 
 
 def test_generator_loads_with_its_average_w_and_makes_faces():
-    G = models.load_generator()
-    assert G.has_w_avg and G.size == models.read_record("generator")["config"]["size"]
+    G = zoo.load_generator()
+    assert G.has_w_avg and G.size == zoo.read_record("generator")["config"]["size"]
     with torch.no_grad():
         img = G(torch.randn(4, G.style_dim, generator=torch.Generator().manual_seed(0)), truncation_psi=0.7)
     assert img.shape == (4, 3, G.size, G.size) and torch.isfinite(img).all()
@@ -88,9 +92,9 @@ def test_generator_loads_with_its_average_w_and_makes_faces():
 def test_most_likely_generated_keeps_the_top_faces_across_batches():
     """The k faces the judge scores highest among n generated ones, kept across batches of the search,
     are the k best of the whole set (checked against scoring all n at once)."""
-    G, judge = models.load_generator(), models.load_classifier()
+    G, judge = zoo.load_generator(), zoo.load_classifier()
     attrs = ["Mohawk", "Smiling"]
-    images, probs = evaluate.most_likely_generated(G, judge, attrs, n=30, k=3, batch=8, seed=4)
+    images, probs = quality.most_likely_generated(G, judge, attrs, n=30, k=3, batch=8, seed=4)
     assert images.shape == (6, 3, G.size, G.size) and probs.shape == (6,)
     g = torch.Generator().manual_seed(4)
     with torch.no_grad():  # in the same batches of 8: CPU kernels may round differently for another batch size
@@ -106,14 +110,14 @@ def test_most_likely_generated_keeps_the_top_faces_across_batches():
 def test_generated_clip_rates_count_clip_says_on_the_judged_faces():
     """The CLIP's rates on generated faces count its zero-shot decisions on the faces the frequency check
     judges (same seed and batches, as 8-bit images); on fresh real faces those decisions follow the labels."""
-    G, clip_model = models.load_generator(), models.load_clip()
-    rates = evaluate.generated_clip_rates(G, clip_model, n=24, batch=8, seed=5)
-    img = torch.cat(list(evaluate.generated_faces(G, 24, batch=8, seed=5)))
-    says = evaluate.clip_says(clip_model, torch.from_numpy(viz.to_uint8(img)).permute(0, 3, 1, 2))
+    G, clip_model = zoo.load_generator(), zoo.load_clip()
+    rates = quality.generated_clip_rates(G, clip_model, n=24, batch=8, seed=5)
+    img = torch.cat(list(quality.generated_faces(G, 24, batch=8, seed=5)))
+    says = quality.clip_says(clip_model, torch.from_numpy(viz.to_uint8(img)).permute(0, 3, 1, 2))
     assert rates == {p: round(float(s.float().mean()), 4) for p, s in says.items()}
     assert 0 < sum(rates.values()) < len(rates)  # some prompts said of some faces, not all of all
-    faces = [synthfaces.sample_face(s) for s in FRESH]
-    says = evaluate.clip_says(clip_model, torch.from_numpy(np.stack([f[0] for f in faces])).permute(0, 3, 1, 2))
-    agree = [(s == torch.tensor([bool(f[2].get(synthfaces.PROMPT_ATTRIBUTES[p], False)) for f in faces]))
+    faces = [render.sample_face(s) for s in FRESH]
+    says = quality.clip_says(clip_model, torch.from_numpy(np.stack([f[0] for f in faces])).permute(0, 3, 1, 2))
+    agree = [(s == torch.tensor([bool(f[2].get(attributes.PROMPT_ATTRIBUTES[p], False)) for f in faces]))
              .float().mean() for p, s in says.items()]
     assert sum(agree) / len(agree) > 0.85, f"CLIP agrees with the labels on {sum(agree) / len(agree):.2f}"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from styleclip_utils.stylegan2 import Discriminator, Generator, interpolate
+from styleclip_utils.models.stylegan2 import Discriminator, Generator, interpolate
 
 DATA = Path(__file__).parent / "data"
 

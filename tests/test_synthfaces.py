@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from styleclip_utils import synthfaces as sf
+from styleclip_utils.data import attributes, captions, render, synthfaces
 
 SIZE = 64
 MALE_FIRST = {"Mustache", "Goatee", "Beard", "No_Beard", "5_o_Clock_Shadow", "Sideburns", "Wearing_Necktie"}
@@ -55,7 +55,7 @@ HEAD = box(0, 1.5, -2, 1.9)
 
 # column -> (region where the change must lie, minimum number of clearly changed pixels at 64 px)
 REGIONS = {
-    **{c: (HAIR, 120) for c in sf.COLOR_COLUMNS.values()},
+    **{c: (HAIR, 120) for c in attributes.COLOR_COLUMNS.values()},
     "Straight_Hair": (HAIR, 50), "Wavy_Hair": (HAIR, 50), "Curly_Hair": (HAIR, 120), "Afro": (HAIR, 500),
     "Mohawk": (HAIR, 120), "Bob_Cut": (HAIR, 200), "Bangs": (HAIR, 80), "Bald": (HAIR, 120),
     "Long_Hair": (HAIR, 250), "Receding_Hairline": (HAIR, 60),
@@ -73,28 +73,28 @@ REGIONS = {
     "Chubby": (HEAD, 100), "Oval_Face": (HEAD, 100), "High_Cheekbones": (box(0, 1.1, 0.0, 1.6), 10),
     "Double_Chin": (box(0, 0.6, 1.1, 1.8), 12),
 }
-TOGGLABLE = [c for c in sf.ALL_ATTRIBUTES if c not in sf.CONSTANT_COLUMNS]
+TOGGLABLE = [c for c in attributes.ALL_ATTRIBUTES if c not in attributes.CONSTANT_COLUMNS]
 
 
 def base_face(column):
-    idn = sf.Identity(male=column in MALE_FIRST, skin=0.3, hair_color="brown")
-    return idn, sf.Look(hair_color="brown", hair_style="straight", detail_seed=3)
+    idn = render.Identity(male=column in MALE_FIRST, skin=0.3, hair_color="brown")
+    return idn, render.Look(hair_color="brown", hair_style="straight", detail_seed=3)
 
 
 def test_every_column_has_a_region():
     assert set(REGIONS) == set(TOGGLABLE)
-    assert len(sf.CELEBA_ATTRIBUTES) == 40 and sf.CELEBA_ATTRIBUTES[0] == "5_o_Clock_Shadow"
-    assert sf.CELEBA_ATTRIBUTES[-1] == "Young" and not set(sf.EXTRA_ATTRIBUTES) & set(sf.CELEBA_ATTRIBUTES)
+    assert len(attributes.CELEBA_ATTRIBUTES) == 40 and attributes.CELEBA_ATTRIBUTES[0] == "5_o_Clock_Shadow"
+    assert attributes.CELEBA_ATTRIBUTES[-1] == "Young" and not set(attributes.EXTRA_ATTRIBUTES) & set(attributes.CELEBA_ATTRIBUTES)
 
 
 @pytest.mark.parametrize("column", TOGGLABLE)
 def test_attribute_changes_its_region_only(column):
     idn, look = base_face(column)
-    off_i, off_l = sf.set_attribute(idn, look, column, False)
-    on_i, on_l = sf.set_attribute(idn, look, column, True)
-    assert not sf.labels(off_i, off_l)[column] and sf.labels(on_i, on_l)[column]
-    img_off, lm = sf.render_face(off_i, off_l, size=SIZE)
-    img_on, _ = sf.render_face(on_i, on_l, size=SIZE)
+    off_i, off_l = attributes.set_attribute(idn, look, column, False)
+    on_i, on_l = attributes.set_attribute(idn, look, column, True)
+    assert not attributes.labels(off_i, off_l)[column] and attributes.labels(on_i, on_l)[column]
+    img_off, lm = render.render_face(off_i, off_l, size=SIZE)
+    img_on, _ = render.render_face(on_i, on_l, size=SIZE)
     diff = np.abs(np.asarray(img_on, int) - np.asarray(img_off, int)).sum(2)
     region, min_pixels = REGIONS[column]
     inside = region(*face_frame(lm))
@@ -106,18 +106,18 @@ def test_attribute_changes_its_region_only(column):
 
 def test_toggling_keeps_other_labels():
     idn, look = base_face("")
-    before = sf.labels(idn, look)
+    before = attributes.labels(idn, look)
     for column in ("Eyeglasses", "Red_Hair", "Smiling", "Mustache", "Dark_Skin", "Afro"):
-        after = sf.labels(*sf.set_attribute(idn, look, column, True))
+        after = attributes.labels(*attributes.set_attribute(idn, look, column, True))
         changed = {c for c in before if before[c] != after[c]}
-        group = set(sf.COLOR_COLUMNS.values()) | set(sf.STYLE_COLUMNS.values()) | {"No_Beard"}
+        group = set(attributes.COLOR_COLUMNS.values()) | set(attributes.STYLE_COLUMNS.values()) | {"No_Beard"}
         assert column in changed and changed <= {column} | group, (column, changed)
 
 
 def test_render_is_deterministic():
-    a, lm_a, lab_a = sf.sample_face(11)
-    b, lm_b, lab_b = sf.sample_face(11)
-    c, _, _ = sf.sample_face(12)
+    a, lm_a, lab_a = render.sample_face(11)
+    b, lm_b, lab_b = render.sample_face(11)
+    c, _, _ = render.sample_face(12)
     assert a.tobytes() == b.tobytes() and np.array_equal(lm_a, lm_b) and lab_a == lab_b
     assert a.tobytes() != c.tobytes()
     assert a.size == (SIZE, SIZE) and a.mode == "RGB" and lm_a.shape == (5, 2) and lm_a.dtype == np.float32
@@ -125,17 +125,17 @@ def test_render_is_deterministic():
 
 @pytest.mark.parametrize("size", [32, 128, 256])
 def test_sizes_scale_landmarks(size):
-    img, lm, _ = sf.sample_face(3, size=size)
-    _, lm64, _ = sf.sample_face(3, size=64)
+    img, lm, _ = render.sample_face(3, size=size)
+    _, lm64, _ = render.sample_face(3, size=64)
     assert img.size == (size, size)
     np.testing.assert_allclose(lm / size, lm64 / 64, atol=1e-5)
 
 
 def test_landmarks_follow_pose_and_sit_on_features():
     idn, look = base_face("")
-    img0, lm0 = sf.render_face(idn, look, sf.Pose(), size=SIZE)
-    pose = sf.Pose(roll=8, scale=1.06, dx=0.03, dy=-0.02)
-    _, lm1 = sf.render_face(idn, look, pose, size=SIZE)
+    img0, lm0 = render.render_face(idn, look, render.Pose(), size=SIZE)
+    pose = render.Pose(roll=8, scale=1.06, dx=0.03, dy=-0.02)
+    _, lm1 = render.render_face(idn, look, pose, size=SIZE)
     th = np.deg2rad(8)
     R = 1.06 * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
     c = SIZE / 2
@@ -153,8 +153,8 @@ def test_landmarks_follow_pose_and_sit_on_features():
 
 def test_yaw_shifts_features_only():
     idn, look = base_face("")
-    _, left = sf.render_face(idn, look, sf.Pose(yaw=-1), size=SIZE)
-    _, right = sf.render_face(idn, look, sf.Pose(yaw=1), size=SIZE)
+    _, left = render.render_face(idn, look, render.Pose(yaw=-1), size=SIZE)
+    _, right = render.render_face(idn, look, render.Pose(yaw=1), size=SIZE)
     shift = right[:, 0] - left[:, 0]
     assert (shift > 1).all() and shift[2] > shift[0]   # the nose moves most
     np.testing.assert_allclose(right[:, 1], left[:, 1], atol=1e-4)
@@ -163,26 +163,26 @@ def test_yaw_shifts_features_only():
 def sampled_labels(n_people=300, per_person=5):
     rows = []
     for k in range(n_people):
-        idn = sf.sample_identity(np.random.default_rng([5, 1, k]))
+        idn = render.sample_identity(np.random.default_rng([5, 1, k]))
         for j in range(per_person):
-            rows.append(sf.labels(idn, sf.sample_look(np.random.default_rng([5, 2, k, j]), idn)))
+            rows.append(attributes.labels(idn, render.sample_look(np.random.default_rng([5, 2, k, j]), idn)))
     return rows
 
 
 def test_label_groups_are_exclusive():
     for lab in sampled_labels(200, 2):
-        colors = sum(lab[c] for c in sf.COLOR_COLUMNS.values())
-        assert sum(lab[c] for c in sf.STYLE_COLUMNS.values()) == 1
+        colors = sum(lab[c] for c in attributes.COLOR_COLUMNS.values())
+        assert sum(lab[c] for c in attributes.STYLE_COLUMNS.values()) == 1
         assert colors == (0 if lab["Bald"] else 1)
-        assert sum(lab[c] for c in sf.EXPRESSION_COLUMNS.values()) <= 1
+        assert sum(lab[c] for c in attributes.EXPRESSION_COLUMNS.values()) <= 1
         assert lab["No_Beard"] == (not (lab["Beard"] or lab["Goatee"] or lab["Mustache"]))
         assert not (lab["Pale_Skin"] and lab["Dark_Skin"]) and not (lab["Beard"] and lab["Goatee"])
-        assert not any(lab[c] for c in sf.CONSTANT_COLUMNS)
+        assert not any(lab[c] for c in attributes.CONSTANT_COLUMNS)
 
 
 def test_attribute_frequencies():
     rows = sampled_labels()
-    freq = {c: np.mean([r[c] for r in rows]) for c in sf.ALL_ATTRIBUTES}
+    freq = {c: np.mean([r[c] for r in rows]) for c in attributes.ALL_ATTRIBUTES}
     for c in TOGGLABLE:
         low = 0.08 if c in PROMPT_ATTRIBUTES else 0.05
         assert low <= freq[c] <= 0.9, f"{c}: {freq[c]:.1%}"
@@ -201,7 +201,7 @@ def test_captions_name_only_present_attributes():
              "Afro": r"\bafro\b", "Wearing_Lipstick": r"lipstick|red lips"}
     seen = {c: False for c in words}
     for k, lab in enumerate(sampled_labels(100, 2)):
-        caps = sf.captions(lab, np.random.default_rng(k))
+        caps = captions.captions(lab, np.random.default_rng(k))
         assert len(caps) == 5 and len(set(caps)) >= 3 and all(len(c) > 10 for c in caps)
         text = " | ".join(caps)
         for c, pattern in words.items():
@@ -218,7 +218,7 @@ def test_attribute_caption_states_one_present_attribute():
     rng, said = np.random.default_rng(0), set()
     for lab in sampled_labels(100, 3):
         for _ in range(5):
-            text, col = sf.attribute_caption({c for c, v in lab.items() if v}, rng)
+            text, col = captions.attribute_caption({c for c, v in lab.items() if v}, rng)
             assert lab[col] and len(text) > 5
             found = {c for c, pattern in words.items() if re.search(pattern, text)}
             assert found <= {col}, (col, text)       # it names its column and nothing else
@@ -230,48 +230,48 @@ def test_attribute_caption_states_one_present_attribute():
 def test_attribute_caption_says_bald_as_a_word_too():
     # the dataset captions only say "with a bald head"; the prompt "bald" needs the adjective as well
     rng = np.random.default_rng(0)
-    texts = {sf.attribute_caption({"Bald"}, rng)[0] for _ in range(40)}
+    texts = {captions.attribute_caption({"Bald"}, rng)[0] for _ in range(40)}
     assert any(re.search(r"\bbald (face|person)$", t) for t in texts), texts
     assert any(t.endswith("with a bald head") for t in texts), texts
 
 
 def test_generate_is_the_same_with_one_or_two_workers(tmp_path):
-    a = sf.generate(tmp_path / "a", n=12, seed=4, workers=1, progress=False)
-    b = sf.generate(tmp_path / "b", n=12, seed=4, workers=2, progress=False)
+    a = synthfaces.generate(tmp_path / "a", n=12, seed=4, workers=1, progress=False)
+    b = synthfaces.generate(tmp_path / "b", n=12, seed=4, workers=2, progress=False)
     names = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
     assert len(names) == 12 + 7 and names == sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file())
     for name in names:
         if name != "config.json":
             assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    c = sf.generate(tmp_path / "c", n=12, seed=5, workers=1, progress=False)
+    c = synthfaces.generate(tmp_path / "c", n=12, seed=5, workers=1, progress=False)
     assert (a / "CelebA-HQ-img/0.png").read_bytes() != (c / "CelebA-HQ-img/0.png").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]   # no temporary folders left
 
 
 def test_written_files_match_the_renderer(tmp_path):
-    root = sf.generate(tmp_path / "d", n=10, seed=2, workers=1, progress=False)
-    lines = (root / sf.ATTR_FILE).read_text().splitlines()
-    assert lines[0] == "10" and lines[1].split() == list(sf.CELEBA_ATTRIBUTES)
+    root = synthfaces.generate(tmp_path / "d", n=10, seed=2, workers=1, progress=False)
+    lines = (root / synthfaces.ATTR_FILE).read_text().splitlines()
+    assert lines[0] == "10" and lines[1].split() == list(attributes.CELEBA_ATTRIBUTES)
     assert lines[2].startswith("0.png  ") and set(lines[2].split()[1:]) <= {"1", "-1"}
     cols = {c: i for i, c in enumerate(lines[1].split())}
     assert all(ln.split()[1 + cols["Attractive"]] == "-1" for ln in lines[2:])
-    lm = (root / sf.LANDMARK_FILE).read_text().splitlines()
-    assert lm[1] == sf.LANDMARK_HEADER and re.fullmatch(r"0\.png( -?\d+\.\d\d){10}", lm[2])
-    caps = [json.loads(ln) for ln in (root / sf.CAPTION_FILE).read_text().splitlines()]
+    lm = (root / synthfaces.LANDMARK_FILE).read_text().splitlines()
+    assert lm[1] == synthfaces.LANDMARK_HEADER and re.fullmatch(r"0\.png( -?\d+\.\d\d){10}", lm[2])
+    caps = [json.loads(ln) for ln in (root / synthfaces.CAPTION_FILE).read_text().splitlines()]
     assert [c["file"] for c in caps] == [f"{i}.png" for i in range(10)] and all(len(c["captions"]) == 5 for c in caps)
     cfg = json.loads((root / "config.json").read_text())
-    assert (cfg["n"], cfg["size"], cfg["seed"], cfg["renderer_version"]) == (10, 64, 2, sf.RENDERER_VERSION)
+    assert (cfg["n"], cfg["size"], cfg["seed"], cfg["renderer_version"]) == (10, 64, 2, render.RENDERER_VERSION)
 
 
 def test_ensure_synthfaces_caches(tmp_path):
-    root = sf.ensure_synthfaces(tmp_path / "s", n=8, size=32, seed=1, progress=False)
+    root = synthfaces.ensure_synthfaces(tmp_path / "s", n=8, size=32, seed=1, progress=False)
     stamp = (root / "config.json").read_text()
-    assert sf.ensure_synthfaces(tmp_path / "s", n=8, size=32, seed=1, progress=False) == root
+    assert synthfaces.ensure_synthfaces(tmp_path / "s", n=8, size=32, seed=1, progress=False) == root
     assert (root / "config.json").read_text() == stamp   # reused, not regenerated
-    sf.ensure_synthfaces(tmp_path / "s", n=8, size=64, seed=1, progress=False)   # settings changed
+    synthfaces.ensure_synthfaces(tmp_path / "s", n=8, size=64, seed=1, progress=False)   # settings changed
     assert json.loads((root / "config.json").read_text())["size"] == 64
     (root / "config.json").unlink()   # a folder without a config is regenerated too
-    sf.ensure_synthfaces(tmp_path / "s", n=8, size=64, seed=1, progress=False)
+    synthfaces.ensure_synthfaces(tmp_path / "s", n=8, size=64, seed=1, progress=False)
     assert (root / "config.json").exists()
 
 
@@ -280,6 +280,6 @@ def test_ensure_synthfaces_caches(tmp_path):
                                            (["--workers", "0"], "workers must be a positive")])
 def test_cli_rejects_bad_arguments(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as e:
-        sf.main(["--out", str(tmp_path / "x"), "--no-progress"] + args)
+        synthfaces.main(["--out", str(tmp_path / "x"), "--no-progress"] + args)
     assert e.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

@@ -4,10 +4,11 @@ import json
 import pytest
 import torch
 
-from styleclip_utils.checkpoints import load_checkpoint, load_generator
-from styleclip_utils.train_stylegan2 import (CLIPHead, GANConfig, export_generator, mean_feature_distance,
+from styleclip_utils.weights.checkpoints import load_checkpoint
+from styleclip_utils.weights.official import load_stylegan2
+from styleclip_utils.train.stylegan2 import (CLIPHead, GANConfig, export_generator, mean_feature_distance,
                                               train_stylegan2)
-from styleclip_utils.training import batch_indices, read_log
+from styleclip_utils.train.loop import batch_indices, read_log
 
 TINY = dict(size=16, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8}, batch=4, d_reg_every=2,
             g_reg_every=2, ema_kimg=0.01)
@@ -68,7 +69,7 @@ def test_gan_learns_the_data_statistics_and_export_loads(tmp_path):
     assert gap(G) < 0.5 * before
     assert json.loads((tmp_path / "run" / "config.json").read_text())["kind"] == "stylegan2"
     path = export_generator(G, tmp_path / "g.pt", n_mean=256)
-    G2 = load_generator(path)
+    G2 = load_stylegan2(path)
     assert G2.has_w_avg and G2.size == 16
     assert torch.allclose(G2(z), G(z))
 
@@ -93,7 +94,7 @@ def test_bad_images_rejected(tmp_path):
 
 
 def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
-    from styleclip_utils.checkpoints import CheckpointError
+    from styleclip_utils.weights.checkpoints import CheckpointError
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "checkpoint.pt").write_bytes(b"half a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):

@@ -7,7 +7,6 @@ uninterrupted run would have produced. Three things make that hold:
 - data order is a pure function of (seed, step) (`batch_indices`), so there is no loader state to save;
 - all other randomness (z, noise, augmentation) draws from the global torch RNG, which is restored.
 """
-import contextlib
 import json
 import os
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoints import load_checkpoint
+from ..weights.checkpoints import load_checkpoint
 
 
 def atomic_save(obj, path):
@@ -44,32 +43,6 @@ def batch_at(images, batch, step, seed, device):
     idx = batch_indices(len(images), batch, step, seed)
     x = images[idx].to(device).float() / 127.5 - 1
     return idx, x.contiguous(memory_format=torch.channels_last)
-
-
-PRECISIONS = ("fp32", "bf16")
-
-
-def check_precision(precision):
-    """Callers check before any work, so a bad value leaves no run folder behind."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-
-
-def autocast(device, precision):
-    """Mixed precision for a trainer's forward passes. "bf16" runs convs and matmuls in bfloat16 (weights,
-    optimiser and losses stay fp32): ~2-4x faster on CPUs with AMX/AVX512-BF16 and on recent GPUs."""
-    check_precision(precision)
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
-def math_attention(device):
-    """On CPU, attention through the plain math kernel instead of the fused flash one, whose backward is slow
-    for short sequences of narrow heads: the small CLIP's text tower (<= 32 tokens, heads of 32) trains 3x
-    faster with it on this CPU (a step's 256 captions: 1.07 s -> 0.35 s with `encode_text_by_length`)."""
-    if torch.device(device).type != "cpu":
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    return sdpa_kernel([SDPBackend.MATH])
 
 
 class Trainer:

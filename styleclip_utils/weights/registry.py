@@ -98,10 +98,18 @@ def local_path(name, root=None):
     return Path(root or cache_dir()) / get_entry(name).filename
 
 
+def _shown(path):
+    """A path as a person types it: ~ for the home folder (no user name in logs and committed outputs)."""
+    try:
+        return "~/" + str(Path(path).resolve().relative_to(Path.home().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _how_to_get(entry, dest):
     return (f"Get {entry.filename} ({entry.description}) from {entry.source}"
             + (f" [{entry.url}]" if entry.url else "")
-            + f" and put it at {dest} (the cache folder is ${CACHE_ENV}, default ~/.cache/styleclip).")
+            + f" and put it at {_shown(dest)} (the cache folder is ${CACHE_ENV}, default ~/.cache/styleclip).")
 
 
 def sha256_of(path, chunk=1 << 20):

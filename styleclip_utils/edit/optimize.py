@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from .training import autocast, check_precision
+from ..device import autocast, check_precision
 
 SPACES = ("z", "w", "w+", "rows", "s")
 ROW_PRESETS = {"coarse": (0, 4), "medium": (4, 8), "fine": (8, None)}  # w+ rows, as the mapper's levels

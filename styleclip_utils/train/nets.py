@@ -10,11 +10,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoints import check_state_dict, load_checkpoint
-from .clip_loss import to_clip_input
-from .evaluate import NEUTRAL_TEXT
-from .nets import ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, encode_text_by_length, small_clip
-from .training import Trainer, autocast, batch_at, check_precision, math_attention
+from ..weights.checkpoints import check_state_dict, load_checkpoint
+from ..losses.clip_loss import to_clip_input
+from ..data.attributes import NEUTRAL_TEXT
+from ..models.nets import (ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig,
+                           encode_text_by_length, small_clip)
+from ..device import autocast, check_precision, math_attention
+from .loop import Trainer, batch_at
 
 def augment(x, shift=3, blur=0.3):
     """Geometry-only augmentation (colour is an attribute, so no colour jitter): random translation by up
@@ -142,7 +144,7 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
     sayable = set(label_columns) if label_columns is not None else set(attribute_names or ())
     import clip
 
-    from .synthfaces import attribute_caption
+    from ..data.captions import attribute_caption
 
     cfg = cfg or SmallCLIPConfig(image_resolution=images.shape[-1])
     torch.manual_seed(seed)

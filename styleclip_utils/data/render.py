@@ -1,5 +1,5 @@
-"""SynthFaces: procedurally rendered faces with known attributes, identities, landmarks and captions,
-written in CelebAMask-HQ's on-disk layout so one loader (`datasets.FaceDataset`) reads both.
+"""The SynthFaces renderer: a face drawn from its parameters, with exact landmarks. The dataset writer
+(`synthfaces.py`) calls it; `attributes.py` says how a face is labelled, `captions.py` how it is described.
 
 Why: real CelebA-HQ cannot be downloaded on the project's machines, yet every StyleCLIP stage (GAN,
 CLIP, identity net, attribute judge) needs faces whose attributes are known. The faces are simple on
@@ -20,74 +20,25 @@ faked by shifting the inner features sideways. Drawing uses PIL on a canvas 4x t
 CelebA columns that cannot be rendered (`CONSTANT_COLUMNS`: Attractive is subjective, Blurry would
 only degrade the data) are written as -1 for every image.
 """
-import argparse
 import colorsys
-import json
-import os
-import shutil
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
-from multiprocessing import Pool
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .attributes import (COLOR_COLUMNS, DARK_MIN, EXPRESSIONS, HAIR_STYLES, LONG_STYLES, PALE_MAX, RECEDING_STYLES,
+                         STYLE_COLUMNS, labels)
+
 RENDERER_VERSION = 1
-
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
-    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones",
-    "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin",
-    "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair",
-    "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
-    "Wearing_Necktie", "Young")
-EXTRA_ATTRIBUTES = (
-    "Red_Hair", "Purple_Hair", "Curly_Hair", "Afro", "Mohawk", "Bob_Cut", "Long_Hair", "Surprised",
-    "Angry", "Freckles", "Big_Lashes", "Dark_Skin", "Beard")
-ALL_ATTRIBUTES = CELEBA_ATTRIBUTES + EXTRA_ATTRIBUTES
-CONSTANT_COLUMNS = ("Attractive", "Blurry")
-
-# The prompts this project edits with, and the column that says whether an edit worked. The first eight
-# are notebook 03's comparison; the rest are the mapper / global-direction prompts of the paper.
-PROMPT_ATTRIBUTES = {
-    "dark skin": "Dark_Skin", "freckles": "Freckles", "red lipstick": "Wearing_Lipstick",
-    "heavy makeup": "Heavy_Makeup", "thick moustache": "Mustache", "red hair": "Red_Hair",
-    "big lashes": "Big_Lashes", "curly hair": "Curly_Hair", "bald": "Bald", "smiling": "Smiling",
-    "eyeglasses": "Eyeglasses", "blond hair": "Blond_Hair", "gray hair": "Gray_Hair", "mohawk": "Mohawk",
-    "afro": "Afro", "bob-cut": "Bob_Cut", "surprised": "Surprised", "purple hair": "Purple_Hair",
-}
 
 HAIR_COLORS = {"black": (30, 26, 26), "brown": (110, 68, 38), "blond": (228, 194, 116),
                "gray": (182, 182, 186), "red": (204, 72, 30), "purple": (136, 58, 182)}
-HAIR_STYLES = ("straight", "wavy", "curly", "afro", "mohawk", "bob", "bangs", "bald")
-EXPRESSIONS = ("neutral", "smile", "surprised", "angry", "open")
-LONG_STYLES = ("straight", "wavy", "curly", "bangs")          # styles that come short or long
-RECEDING_STYLES = ("straight", "wavy", "curly")               # a receding hairline needs a hairline
 # long styles -> (volume over the skull, bottom end, flare towards the bottom, wave amplitude)
 LONG_HAIR = {"straight": (0.022, 0.95, 0.01, 0.0), "bangs": (0.022, 0.95, 0.01, 0.0),
              "wavy": (0.035, 0.93, 0.05, 0.016), "curly": (0.05, 0.87, 0.08, 0.0)}
 
-# Label columns <-> fields. Groups are one-of (None = no column is set); flags are plain booleans.
-COLOR_COLUMNS = {"black": "Black_Hair", "blond": "Blond_Hair", "brown": "Brown_Hair",
-                 "gray": "Gray_Hair", "red": "Red_Hair", "purple": "Purple_Hair"}
-STYLE_COLUMNS = {"straight": "Straight_Hair", "wavy": "Wavy_Hair", "curly": "Curly_Hair",
-                 "afro": "Afro", "mohawk": "Mohawk", "bob": "Bob_Cut", "bangs": "Bangs", "bald": "Bald"}
-EXPRESSION_COLUMNS = {"smile": "Smiling", "surprised": "Surprised", "angry": "Angry",
-                      "open": "Mouth_Slightly_Open"}
-IDENTITY_FLAGS = {"Male": "male", "Young": "young", "Big_Nose": "big_nose", "Pointy_Nose": "pointy_nose",
-                  "Big_Lips": "big_lips", "Narrow_Eyes": "narrow_eyes", "Arched_Eyebrows": "arched_brows",
-                  "Bushy_Eyebrows": "bushy_brows", "Chubby": "chubby", "Double_Chin": "double_chin",
-                  "High_Cheekbones": "high_cheekbones", "Oval_Face": "oval_face"}
-LOOK_FLAGS = {"Eyeglasses": "eyeglasses", "Wearing_Hat": "hat", "Wearing_Earrings": "earrings",
-              "Wearing_Lipstick": "lipstick", "Heavy_Makeup": "makeup", "Big_Lashes": "lashes",
-              "Freckles": "freckles", "Rosy_Cheeks": "rosy", "Mustache": "mustache", "Goatee": "goatee",
-              "Beard": "beard", "5_o_Clock_Shadow": "stubble", "Sideburns": "sideburns",
-              "Bags_Under_Eyes": "bags", "Wearing_Necklace": "necklace", "Wearing_Necktie": "necktie"}
-PALE_MAX, DARK_MIN = 0.12, 0.7   # Identity.skin thresholds of Pale_Skin / Dark_Skin
 
 # skin from palest to darkest; sampled in buckets with gaps so Pale/Dark labels are crisp
 SKIN_RAMP = np.array([(255, 236, 228), (240, 200, 170), (222, 168, 128), (178, 122, 84),
@@ -292,56 +243,6 @@ def _details(seed):
                 clothes=CLOTHES_COLORS[r.integers(len(CLOTHES_COLORS))],
                 tie=HAT_COLORS[r.integers(len(HAT_COLORS))], freckles=r.random((30, 2)),
                 texture=r.random((240, 3)), gaze=r.uniform(-0.25, 0.25))
-
-
-# ----------------------------------------------------------------------------------------------------
-# Labels
-
-def labels(idn, look):
-    """name -> bool for every column of ALL_ATTRIBUTES."""
-    hair = look.hair_style != "bald"
-    out = {name: False for name in ALL_ATTRIBUTES}
-    out.update({col: bool(getattr(idn, field)) for col, field in IDENTITY_FLAGS.items()})
-    out.update({col: bool(getattr(look, field)) for col, field in LOOK_FLAGS.items()})
-    if hair:   # a bald head shows no hair colour worth naming
-        out[COLOR_COLUMNS[look.hair_color]] = True
-    out[STYLE_COLUMNS[look.hair_style]] = True
-    if look.expression in EXPRESSION_COLUMNS:
-        out[EXPRESSION_COLUMNS[look.expression]] = True
-    out["Long_Hair"] = look.long_hair and look.hair_style in LONG_STYLES
-    out["Receding_Hairline"] = look.receding and look.hair_style in RECEDING_STYLES
-    out["No_Beard"] = not (look.beard or look.goatee or look.mustache)
-    out["Pale_Skin"], out["Dark_Skin"] = idn.skin < PALE_MAX, idn.skin > DARK_MIN
-    return out
-
-
-def set_attribute(idn, look, name, value=True):
-    """Return (identity, look) with column `name` set to `value` and everything else unchanged.
-    Switching a one-of column off falls back to a default member (brown hair, straight, neutral)."""
-    value = bool(value)
-    if name in IDENTITY_FLAGS:
-        return replace(idn, **{IDENTITY_FLAGS[name]: value}), look
-    if name in LOOK_FLAGS:
-        return idn, replace(look, **{LOOK_FLAGS[name]: value})
-    for columns, field, default, other in ((COLOR_COLUMNS, "hair_color", "brown", "black"),
-                                           (STYLE_COLUMNS, "hair_style", "straight", "wavy"),
-                                           (EXPRESSION_COLUMNS, "expression", "neutral", "neutral")):
-        key = {col: k for k, col in columns.items()}.get(name)
-        if key is not None:
-            current = getattr(look, field)
-            new = key if value else current if current != key else default if key != default else other
-            return idn, replace(look, **{field: new})
-    if name == "Long_Hair":
-        style = look.hair_style if look.hair_style in LONG_STYLES or not value else "straight"
-        return idn, replace(look, long_hair=value, hair_style=style)
-    if name == "Receding_Hairline":
-        style = look.hair_style if look.hair_style in RECEDING_STYLES or not value else "straight"
-        return idn, replace(look, receding=value, hair_style=style)
-    if name == "No_Beard":
-        return idn, replace(look, beard=not value, goatee=False, mustache=False)
-    if name in ("Pale_Skin", "Dark_Skin"):
-        return replace(idn, skin=(0.04 if name == "Pale_Skin" else 0.88) if value else 0.3), look
-    raise KeyError(f"{name!r} cannot be set (constant columns: {CONSTANT_COLUMNS})")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -997,128 +898,6 @@ def sample_face(seed, size=64):
     return img, lm, labels(idn, look)
 
 
-# ----------------------------------------------------------------------------------------------------
-# Captions: several phrasings per image, positives only (CLIP learns what is there)
-
-HAIR_WORDS = {"black": ("black", "jet-black", "dark"), "blond": ("blond", "blonde", "golden"),
-              "brown": ("brown", "chestnut", "brunette"), "gray": ("gray", "grey", "silver"),
-              "red": ("red", "ginger", "copper-red"), "purple": ("purple", "violet", "purple-dyed")}
-STYLE_PHRASES = {"straight": ("straight {c} hair", "{c} straight hair", "sleek {c} hair"),
-                 "wavy": ("wavy {c} hair", "{c} wavy hair"),
-                 "curly": ("curly {c} hair", "{c} curly hair", "{c} curls"),
-                 "afro": ("a {c} afro", "an afro", "an afro hairstyle"), "mohawk": ("a {c} mohawk", "a mohawk"),
-                 "bob": ("a {c} bob cut", "a bob haircut", "{c} bob-cut hair"),
-                 "bangs": ("{c} hair with bangs", "bangs", "a fringe of {c} hair"), "bald": ("a bald head",)}
-PHRASES = {  # column -> ways to say it after "a person ..."
-    "Eyeglasses": ("wearing glasses", "with eyeglasses", "wearing eyeglasses", "with glasses"),
-    "Wearing_Hat": ("wearing a hat", "with a hat"), "Wearing_Earrings": ("wearing earrings", "with earrings"),
-    "Wearing_Lipstick": ("wearing red lipstick", "with red lips", "with lipstick"),
-    "Heavy_Makeup": ("wearing heavy makeup", "with heavy makeup", "with eye shadow and blush"),
-    "Big_Lashes": ("with long eyelashes", "with big lashes", "with thick eyelashes"),
-    "Freckles": ("with freckles", "with a freckled face"), "Rosy_Cheeks": ("with rosy cheeks", "with red cheeks"),
-    "Mustache": ("with a thick moustache", "with a mustache", "with a moustache"),
-    "Goatee": ("with a goatee",), "Beard": ("with a beard", "with a full beard", "with a thick beard"),
-    "5_o_Clock_Shadow": ("with stubble", "with a five o'clock shadow"), "Sideburns": ("with sideburns",),
-    "Bags_Under_Eyes": ("with bags under the eyes", "with tired eyes"),
-    "Wearing_Necklace": ("wearing a necklace", "with a gold necklace"),
-    "Wearing_Necktie": ("wearing a tie", "wearing a necktie"),
-    "Pale_Skin": ("with pale skin", "with very fair skin"),
-    "Dark_Skin": ("with dark skin", "with dark brown skin"), "Big_Nose": ("with a big nose",),
-    "Pointy_Nose": ("with a pointy nose",), "Big_Lips": ("with big lips", "with full lips"),
-    "Narrow_Eyes": ("with narrow eyes",), "Arched_Eyebrows": ("with arched eyebrows",),
-    "Bushy_Eyebrows": ("with bushy eyebrows", "with thick eyebrows"),
-    "Chubby": ("with a chubby face", "with a round chubby face"),
-    "Double_Chin": ("with a double chin",), "High_Cheekbones": ("with high cheekbones",),
-    "Oval_Face": ("with an oval face",), "Receding_Hairline": ("with a receding hairline",),
-    "Smiling": ("smiling", "with a big smile"), "Surprised": ("looking surprised", "with a surprised face"),
-    "Angry": ("looking angry", "frowning", "with an angry face"),
-    "Mouth_Slightly_Open": ("with the mouth slightly open", "with parted lips")}
-EXPRESSION_ADJ = {"Smiling": "smiling", "Surprised": "surprised", "Angry": "angry"}
-# Label captions say these as adjectives half the time too. The dataset captions only ever say "with a bald
-# head", and a CLIP trained on them alone did not tie the word "bald" by itself to bald faces (the prompt
-# "bald": AUC 0.81, against 0.997 for "a bald head").
-LABEL_ADJ = EXPRESSION_ADJ | {"Bald": "bald"}
-SALIENT = ("Eyeglasses", "Wearing_Hat", "Wearing_Lipstick", "Heavy_Makeup", "Beard", "Mustache", "Goatee",
-           "Freckles", "Rosy_Cheeks", "Big_Lashes", "Wearing_Earrings", "Smiling", "Surprised", "Angry",
-           "Mouth_Slightly_Open", "Dark_Skin", "Pale_Skin", "Wearing_Necktie", "Wearing_Necklace")
-
-LEADS = ("a photo of {}", "a portrait of {}", "{}", "a close-up photo of {}", "a picture of {}")
-HAIR_COLUMNS = ({col: ("color", k) for k, col in COLOR_COLUMNS.items()}
-                | {col: ("style", k) for k, col in STYLE_COLUMNS.items()})
-
-
-def _subject(lab, rng):
-    male = lab["Male"]
-    if not lab["Young"]:
-        words = ("older man", "old man", "elderly man") if male else ("older woman", "old woman", "elderly woman")
-        return str(rng.choice(words))
-    return str(rng.choice(("man", "young man", "guy") if male else ("woman", "young woman", "lady")))
-
-
-def _hair_phrase(lab, rng):
-    style = next(k for k, col in STYLE_COLUMNS.items() if lab[col])
-    color = next((k for k, col in COLOR_COLUMNS.items() if lab[col]), None)
-    phrase = str(rng.choice(STYLE_PHRASES[style])).format(c=rng.choice(HAIR_WORDS[color]) if color else "")
-    if lab["Long_Hair"] and "{c} hair" in STYLE_PHRASES[style][0] and rng.random() < 0.5:
-        phrase = phrase.replace(" hair", " long hair", 1)
-    return "with " + " ".join(phrase.split())
-
-
-def _article(noun):
-    return ("an " if noun[0] in "aeiou" else "a ") + noun
-
-
-def _join(parts):
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def captions(lab, rng, n=5):
-    """`n` captions: a long one, medium ones with 2-3 attributes, and short single-attribute ones."""
-    present = [c for c in PHRASES if lab.get(c)]
-    salient = [c for c in present if c in SALIENT]
-    out = []
-    for k in range(n):
-        n_attr = 5 if k == 0 else 1 if k >= n - 2 else int(rng.integers(2, 4))
-        pool = salient if (k >= n - 2 and salient) else present
-        chosen = [str(c) for c in rng.permutation(pool)[:n_attr]] if pool else []
-        adj = ""
-        for c in list(chosen):   # expressions read best as adjectives
-            if c in EXPRESSION_ADJ and rng.random() < 0.6:
-                adj, chosen = EXPRESSION_ADJ[c] + " ", [x for x in chosen if x != c]
-        parts = [str(rng.choice(PHRASES[c])) for c in chosen]
-        if k == 0 or (k < n - 2 and rng.random() < 0.6) or not parts:
-            parts.insert(0, _hair_phrase(lab, rng))
-        generic = k >= n - 2 and rng.random() < 0.5   # "a face with red hair"
-        subject = str(rng.choice(("face", "person"))) if generic else _subject(lab, rng)
-        first = adj + subject
-        noun = _article(first)
-        lead = str(rng.choice(LEADS))
-        text = noun + " " + _join(parts) if parts else noun
-        out.append(lead.format(text))
-    return out
-
-
-def attribute_caption(present, rng):
-    """A short caption that states one attribute the image has ("a photo of a face with freckles"), and
-    that column. It says nothing else, so it is true of *every* image with that column: the label-aware
-    CLIP loss counts all of them as matches, where a dataset caption can only match its own image.
-    None when no column in `present` has a phrase."""
-    sayable = sorted(c for c in present if c in PHRASES or c in HAIR_COLUMNS)
-    if not sayable:
-        return None
-    col = str(rng.choice(sayable))
-    kind, key = HAIR_COLUMNS.get(col, (None, None))
-    if kind == "color":
-        phrase = f"with {rng.choice(HAIR_WORDS[key])} hair"
-    elif kind == "style":
-        phrase = "with " + " ".join(str(rng.choice(STYLE_PHRASES[key])).format(c="").split())
-    else:
-        phrase = str(rng.choice(PHRASES[col]))
-    subject = str(rng.choice(("face", "person")))
-    if col in LABEL_ADJ and rng.random() < 0.5:
-        subject, phrase = f"{LABEL_ADJ[col]} {subject}", ""
-    return str(rng.choice(LEADS)).format(f"{_article(subject)} {phrase}".strip()), col
-
 
 # ----------------------------------------------------------------------------------------------------
 # Figures
@@ -1197,147 +976,3 @@ def photo_scene(seed, size=256, canvas=(1000, 800), scale=2.3, angle=12.0, cente
     photo, to_photo = paste_face(photo_background(*canvas, seed=background_seed), img, scale, angle, center)
     return photo, to_photo(landmarks.astype(np.float64) - 0.5)  # SynthFaces: pixel i spans [i, i + 1)
 
-# ----------------------------------------------------------------------------------------------------
-# Dataset writer (CelebAMask-HQ layout)
-
-IMG_DIR = "CelebA-HQ-img"
-ATTR_FILE = "CelebAMask-HQ-attribute-anno.txt"
-EXTRA_FILE = "SynthFaces-extra-attribute-anno.txt"
-LANDMARK_FILE = "landmarks.txt"
-IDENTITY_FILE = "identities.txt"
-SPLIT_FILE = "split.txt"
-CAPTION_FILE = "captions.jsonl"
-LANDMARK_HEADER = ("lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y "
-                   "leftmouth_x leftmouth_y rightmouth_x rightmouth_y")
-TEST_FRACTION = 0.1
-
-
-def _render_item(job):
-    i, seed, size, idn, img_dir = job
-    rng = np.random.default_rng([seed, 2, i])
-    look = sample_look(rng, idn)
-    img, lm = render_face(idn, look, sample_pose(rng), size, sample_background(rng))
-    img.save(os.path.join(img_dir, f"{i}.png"))
-    lab = labels(idn, look)
-    return i, lm, [lab[c] for c in ALL_ATTRIBUTES], captions(lab, np.random.default_rng([seed, 4, i]))
-
-
-def _attr_table(names, files, rows):
-    lines = [str(len(files)), " ".join(names)]
-    lines += [f"{f}  " + " ".join("1" if v else "-1" for v in row) for f, row in zip(files, rows)]
-    return "\n".join(lines) + "\n"
-
-
-def generate(out_dir, n=10000, size=64, seed=0, workers=2, progress=True):
-    """Render `n` faces into `out_dir` in CelebAMask-HQ layout and return its Path.
-
-    Identities: max(n // 10, min(n, 8)) people, each on ~10 images. Split (split.txt, CelebA's
-    list_eval_partition convention: 0 train, 2 test) is BY IDENTITY: ~10% of the people and all
-    their images are test, so identity verification on test uses people never seen in training.
-    Written into a temporary sibling folder, renamed into place at the end: a crash leaves nothing.
-    """
-    from tqdm.auto import tqdm
-    if not (isinstance(n, int) and n >= 1):
-        raise ValueError(f"n must be a positive number of images, got {n!r}")
-    if not (isinstance(size, int) and 16 <= size <= 256):
-        raise ValueError(f"size must be an integer number of px in [16, 256] (64 is the default), got {size!r}")
-    if not (isinstance(workers, int) and workers >= 1):
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    out_dir = Path(out_dir)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / IMG_DIR).mkdir(parents=True)
-    t0 = time.time()
-    n_ids = max(n // 10, min(n, 8))
-    people = [sample_identity(np.random.default_rng([seed, 1, k])) for k in range(n_ids)]
-    person = np.random.default_rng([seed, 0]).permutation(np.arange(n) % n_ids)
-    n_test = max(1, round(TEST_FRACTION * n_ids)) if n_ids > 1 else 0
-    test_ids = set(np.random.default_rng([seed, 3]).choice(n_ids, n_test, replace=False).tolist())
-    jobs = [(i, seed, size, people[person[i]], str(tmp / IMG_DIR)) for i in range(n)]
-    results = [None] * n
-    try:
-        if workers > 1:
-            with Pool(workers) as pool:
-                it = pool.imap_unordered(_render_item, jobs, chunksize=16)
-                for r in tqdm(it, total=n, disable=not progress, desc="SynthFaces"):
-                    results[r[0]] = r
-        else:
-            for job in tqdm(jobs, disable=not progress, desc="SynthFaces"):
-                r = _render_item(job)
-                results[r[0]] = r
-        files = [f"{i}.png" for i in range(n)]
-        rows = [r[2] for r in results]
-        k = len(CELEBA_ATTRIBUTES)
-        (tmp / ATTR_FILE).write_text(_attr_table(CELEBA_ATTRIBUTES, files, [row[:k] for row in rows]))
-        (tmp / EXTRA_FILE).write_text(_attr_table(EXTRA_ATTRIBUTES, files, [row[k:] for row in rows]))
-        (tmp / LANDMARK_FILE).write_text("\n".join(
-            [str(n), LANDMARK_HEADER] + [f"{f} " + " ".join(f"{v:.2f}" for v in r[1].ravel())
-                                         for f, r in zip(files, results)]) + "\n")
-        (tmp / IDENTITY_FILE).write_text("".join(f"{f} {person[i]}\n" for i, f in enumerate(files)))
-        (tmp / SPLIT_FILE).write_text("".join(
-            f"{f} {2 if person[i] in test_ids else 0}\n" for i, f in enumerate(files)))
-        with open(tmp / CAPTION_FILE, "w") as fh:
-            for f, r in zip(files, results):
-                fh.write(json.dumps({"file": f, "captions": r[3]}) + "\n")
-        seconds = time.time() - t0
-        config = dict(n=n, size=size, seed=seed, renderer_version=RENDERER_VERSION, n_identities=n_ids,
-                      workers=workers, seconds=round(seconds, 2), images_per_s=round(n / seconds, 1),
-                      created=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n")
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
-
-
-def ensure_synthfaces(out_dir, n=10000, size=64, seed=0, workers=2, progress=True):
-    """Reuse `out_dir` if its config.json matches (n, size, seed, renderer version), else generate."""
-    out_dir = Path(out_dir)
-    try:
-        cfg = json.loads((out_dir / "config.json").read_text())
-        if (cfg["n"], cfg["size"], cfg["seed"], cfg["renderer_version"]) == (n, size, seed, RENDERER_VERSION):
-            return out_dir
-    except (OSError, ValueError, KeyError):
-        pass
-    return generate(out_dir, n, size, seed, workers, progress)
-
-
-def attribute_frequencies(root):
-    """Fraction of images with each column set, read back from a written dataset."""
-    freq = {}
-    for name in (ATTR_FILE, EXTRA_FILE):
-        lines = (Path(root) / name).read_text().split("\n")
-        vals = np.array([ln.split()[1:] for ln in lines[2:] if ln.strip()], dtype=int)
-        freq.update(zip(lines[1].split(), (vals == 1).mean(0)))
-    return freq
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description="Render the SynthFaces dataset (CelebAMask-HQ layout).")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--n", type=int, default=10000)
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
-    try:
-        out = generate(args.out, args.n, args.size, args.seed, args.workers, progress=not args.no_progress)
-    except ValueError as e:
-        ap.error(str(e))  # usage message + exit status 2, no traceback
-    cfg = json.loads((out / "config.json").read_text())
-    print(f"{cfg['n']} images at {cfg['size']} px in {cfg['seconds']} s: {cfg['images_per_s']} images/s "
-          f"with {cfg['workers']} worker(s)")
-    freq = attribute_frequencies(out)
-    print("attribute frequencies:")
-    for k, name in enumerate(sorted(freq, key=freq.get)):
-        print(f"  {name:20s} {freq[name]:6.1%}", end="\n" if k % 3 == 2 else "")
-    print()
-
-
-if __name__ == "__main__":
-    main()

@@ -4,10 +4,8 @@ frequencies of generated faces."""
 import torch
 import torch.nn.functional as F
 
-from .synthfaces import PROMPT_ATTRIBUTES
-from .clip_loss import to_clip_input
-
-NEUTRAL_TEXT = "a photo of a face"
+from ..data.attributes import NEUTRAL_TEXT, PROMPT_ATTRIBUTES
+from ..losses.clip_loss import to_clip_input
 
 
 def _batches(images, batch):

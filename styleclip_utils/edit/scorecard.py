@@ -2,11 +2,10 @@
 the target attribute appeared (success) and whether the others stayed (preservation); the identity net
 says whether it is still the same person; LPIPS (when its weights are available) how far the image moved.
 """
-import warnings
 
 import torch
 
-from .synthfaces import COLOR_COLUMNS, EXPRESSION_COLUMNS, STYLE_COLUMNS
+from ..data.attributes import COLOR_COLUMNS, EXPRESSION_COLUMNS, STYLE_COLUMNS
 
 # Attributes that exclude each other: turning hair red must turn it un-black; that is not a side effect.
 EXCLUSIVE_GROUPS = [set(COLOR_COLUMNS.values()), set(STYLE_COLUMNS.values()) | {"Receding_Hairline"},
@@ -55,31 +54,6 @@ def start_codes(G, judge, column, n, truncation_psi=0.7, seed=0, max_draws=4096,
             return z, G.broadcast(G.mapping(z, truncation_psi))
     raise ValueError(f"only {sum(len(x) for x in zs)} of {max_draws} generated faces lack {column}; "
                      f"need {n}")
-
-
-def load_lpips(device="cpu", **fetch_kwargs):
-    """LPIPS(net='alex') with its AlexNet backbone from the registry's cache; None (with the reason printed)
-    when that file is not available. lpips itself would download the backbone at run time, so the model is
-    built with a random backbone and the registry's weights are copied in."""
-    import lpips
-    import torchvision
-
-    from .checkpoints import load_checkpoint
-    from .registry import MissingWeightsError, fetch
-    try:
-        path = fetch("lpips-alexnet", **fetch_kwargs)
-    except MissingWeightsError as e:
-        print(f"LPIPS unavailable, reported as n/a: {e}")
-        return None
-    alex = torchvision.models.alexnet()
-    alex.load_state_dict(load_checkpoint(path))
-    with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained=` argument
-        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
-        model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
-    for k in range(1, 6):  # lpips' slices keep torchvision's feature indices as module names
-        for name, module in getattr(model.net, f"slice{k}").named_children():
-            module.load_state_dict(alex.features[int(name)].state_dict())
-    return model.eval().requires_grad_(False).to(device)
 
 
 class SuccessTracker:

@@ -18,8 +18,9 @@ import torch
 from safetensors.torch import save_file
 
 from . import checkpoints
-from .nets import AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
-from .paths import ROOT, WEIGHTS_DIR
+from .official import load_stylegan2
+from ..models.nets import AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
+from ..paths import ROOT, WEIGHTS_DIR
 
 SYNTHFACES_DIR = WEIGHTS_DIR / "synthfaces"
 NAMES = ("generator", "clip", "identity", "classifier")
@@ -78,7 +79,7 @@ def _finish(model, sd, name, device):
 def load_generator(device="cpu", root=None):
     path = Path(root or SYNTHFACES_DIR) / "generator.safetensors"
     read_record("generator", root)  # a clear error when missing
-    G = checkpoints.load_generator(path, device=device)
+    G = load_stylegan2(path, device=device)
     G.memory_format = torch.channels_last  # ~20% faster edits on CPU (oneDNN) and GPU (cuDNN)
     return G
 

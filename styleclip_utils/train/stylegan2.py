@@ -20,18 +20,17 @@ buffer of the run); the batch estimate of the squared distance is the unbiased o
 
 The hyper-parameters follow rosinality's train.py, with R1's gamma scaled for small images.
 """
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from .checkpoints import check_state_dict, generator_state, load_checkpoint
-from .clip_loss import random_views, to_clip_input
-from .stylegan2 import Discriminator, EqualLinear, Generator
-from .training import Trainer, atomic_save, autocast, batch_at, check_precision
+from ..weights.checkpoints import check_state_dict, generator_state, load_checkpoint
+from ..models.stylegan2 import Discriminator, Generator
+from ..device import autocast, check_precision
+from .gan_loss import (CLIPHead, d_logistic_loss, g_nonsaturating_loss, mean_feature_distance, path_length_penalty,
+                       r1_penalty)
+from .loop import Trainer, atomic_save, batch_at
 
 
 @dataclass
@@ -81,34 +80,6 @@ def _fake_ws(G, batch, mixing_prob, device):
         crossover = int(torch.randint(1, G.n_latent, ()))
         ws = G.mix(ws, G.mapping(torch.randn(batch, G.style_dim, device=device)), crossover)
     return ws
-
-
-class CLIPHead(nn.Module):
-    """The vision-aided D: frozen CLIP image tower -> unit embedding -> trainable MLP -> one logit. The CLIP
-    is kept outside the module (and out of its state dict): it is an input of the run, not a trained part."""
-
-    def __init__(self, embed_dim, hidden=256):
-        super().__init__()
-        self.net = nn.Sequential(EqualLinear(embed_dim, hidden, activation="fused_lrelu"), EqualLinear(hidden, 1))
-
-    @staticmethod
-    def features(clip_model, img, generator):
-        views = random_views(img, 1, generator)  # the same kind of random framing for reals and fakes
-        x = to_clip_input(views, clip_model.visual.input_resolution)
-        feats = clip_model.encode_image(x).float()
-        # CLIP's space is about directions; scaled so that each coordinate is ~1, as the head's layers expect
-        return F.normalize(feats, dim=-1) * feats.shape[-1] ** 0.5
-
-    def forward(self, feats):  # one logit per face, from its `features` (computed once a step, shared)
-        return self.net(feats)
-
-
-def mean_feature_distance(feats, mu):
-    """Unbiased estimate of |E[feats] - mu|^2 from a batch: the mean of (f_i - mu).(f_j - mu) over pairs
-    i != j. Its gradient moves each face by the other faces' mean offset, so making faces alike earns nothing."""
-    d = feats - mu
-    n = len(d)
-    return (d.sum(0).pow(2).sum() - d.pow(2).sum()) / (n * (n - 1))
 
 
 def _real_batch(images, cfg, step, seed, device):
@@ -193,7 +164,7 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
         with torch.no_grad(), autocast(device, cfg.precision):
             fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise_mode="random")
         with autocast(device, cfg.precision):
-            d_loss = F.softplus(-D(real).float()).mean() + F.softplus(D(fake).float()).mean()
+            d_loss = d_logistic_loss(D(real).float(), D(fake).float())
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()
@@ -207,15 +178,13 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
             stats.clip_real_batches += 1
             stats.clip_real_mean.lerp_(real_f.mean(0), 1 / stats.clip_real_batches)
         if cfg.clip_d > 0:  # the head learns on fixed CLIP features
-            dc_loss = F.softplus(-D_clip(real_f)).mean() + F.softplus(D_clip(fake_f)).mean()
+            dc_loss = d_logistic_loss(D_clip(real_f), D_clip(fake_f))
             optimizers["d_clip_opt"].zero_grad(set_to_none=True)
             (cfg.clip_d * dc_loss).backward()
             optimizers["d_clip_opt"].step()
             losses["d_clip"] = dc_loss.item()
         if step % cfg.d_reg_every == 0:  # lazy R1 on real images
-            real.requires_grad_(True)
-            (grad,) = torch.autograd.grad(D(real).sum(), real, create_graph=True)
-            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            r1 = r1_penalty(D, real)
             d_opt.zero_grad(set_to_none=True)
             (cfg.r1_gamma / 2 * r1 * cfg.d_reg_every).backward()
             d_opt.step()
@@ -227,12 +196,12 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
         D.requires_grad_(False)
         with autocast(device, cfg.precision):
             fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise_mode="random")
-            g_loss = F.softplus(-D(fake).float()).mean()
+            g_loss = g_nonsaturating_loss(D(fake).float())
             if use_clip:
                 fake_f = CLIPHead.features(clip_model, fake, crops).float()
             if cfg.clip_d > 0:
                 D_clip.requires_grad_(False)
-                gc_loss = F.softplus(-D_clip(fake_f)).mean()
+                gc_loss = g_nonsaturating_loss(D_clip(fake_f))
                 D_clip.requires_grad_(True)
                 losses["g_clip"] = gc_loss.item()
                 g_loss = g_loss + cfg.clip_d * gc_loss
@@ -261,15 +230,9 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
 
 
 def _path_length_step(G, g_opt, cfg, pl_mean, device):
-    """Path-length regularisation: keep |J_w^T y| constant for random image-space directions y."""
-    batch = max(1, cfg.batch // 2)
-    ws = _fake_ws(G, batch, 0.0, device)
-    img = G.synthesis(ws, noise_mode="random")
-    y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
-    (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
-    lengths = grad.pow(2).sum(2).mean(1).sqrt()
-    pl_mean.lerp_(lengths.mean().detach(), 0.01)  # in place: it is a buffer saved in the checkpoint
-    pl = (lengths - pl_mean).pow(2).mean()
+    """The lazy path-length step: its own G update, scaled by g_reg_every (StyleGAN2 paper, appendix B)."""
+    ws = _fake_ws(G, max(1, cfg.batch // 2), 0.0, device)
+    pl = path_length_penalty(G, ws, pl_mean)
     g_opt.zero_grad(set_to_none=True)
     (cfg.pl_weight * cfg.g_reg_every * pl).backward()
     g_opt.step()

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import torch
 
-from .registry import resolve
-from .stylegan2 import Generator
 
 
 class CheckpointError(ValueError):
@@ -108,19 +106,3 @@ def check_state_dict(model, sd, what="checkpoint"):
         lines += [f"  unexpected keys ({len(unexpected)}): {show(unexpected)}"] if unexpected else []
         lines += [f"  shape mismatches ({len(wrong)}): {show(wrong)}"] if wrong else []
         raise CheckpointError("\n".join(lines))
-
-
-def load_generator(name_or_path, device="cpu", **fetch_kwargs):
-    """A registry name or a path -> Generator in eval mode with its average w set (when the file has one).
-
-    Example: G = load_generator("stylegan2-ffhq-config-f"); G = load_generator("e4e_ffhq_encode.pt").
-    """
-    path = resolve(name_or_path, **fetch_kwargs)
-    sd, latent_avg = generator_state(load_checkpoint(path))
-    cfg = infer_generator_config(sd)
-    G = Generator(**cfg)
-    check_state_dict(G, sd, what=str(path))
-    G.load_state_dict(sd)
-    if latent_avg is not None:
-        G.set_w_avg(latent_avg)
-    return G.eval().requires_grad_(False).to(device)

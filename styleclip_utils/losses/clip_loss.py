@@ -39,15 +39,6 @@ def official_clip_input(img, resolution):
     return F.avg_pool2d(F.interpolate(img, scale_factor=7, mode="nearest"), kernel_size=7 * size // resolution)
 
 
-def load_vit_b32(device="cpu", **fetch_kwargs):
-    """The real CLIP ViT-B/32 from the registry's cache (clip.load reads the TorchScript archive's weights)."""
-    import clip
-
-    from .registry import fetch
-    model, _ = clip.load(str(fetch("clip-vit-b-32", **fetch_kwargs)), device=device, jit=False)
-    return model.float().eval().requires_grad_(False)
-
-
 def random_views(img, views, generator, max_crop=0.15):
     """`views` random copies of each image [B, 3, H, W] -> [views·B, 3, H, W] (view-major): crop to
     (1 − U(0, max_crop)) of the side at a random position, resize back, mirror half of them. Differentiable

@@ -1,0 +1,380 @@
+"""Training recipes: one small TOML file per shipped model, and per stage of a model's chain, in `recipes/`.
+
+A recipe names the trainer (`model`), the SynthFaces data it trains on, the model's config dataclass
+(`[config]`), the trainer's other arguments (`[train]`) and where it starts from (`init`). Three steps,
+each a function (and `python -m styleclip_utils.train`, which calls them):
+
+    R = load_recipe("classifier", steps=60, **{"data.n_images": 1000})   # values may be overridden
+    model, run = train(R)              # into runs/train/<run name>/ (checkpoint, log.jsonl, recipe.json)
+    metrics = evaluate(R, model)       # the model's quality bar, on the test split (held-out people)
+    export(R, model, run, metrics)     # the explicit step that writes into data/weights/synthfaces/
+
+A run folder is named after the recipe; overriding a value adds a short hash of the overrides, so a quick
+run never resumes a full one (a GAN's `steps` excepted: its lr is constant, so more steps go on the same run). Every run writes the
+recipe it ran (`recipe.json`) beside its checkpoint, and `init.json` (the lineage of the file it started
+from) when it has an `init`.
+"""
+import copy
+import hashlib
+import json
+import os
+import sys
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from ..data import layout, synthfaces
+from ..data.attributes import PROMPT_ATTRIBUTES
+from ..device import PRECISIONS, resolve_device
+from ..metrics import quality
+from ..models.nets import ConvNetConfig, SmallCLIPConfig
+from ..paths import DATA_DIR, RECIPES_DIR, ROOT, RUNS_DIR
+from ..weights import zoo
+from ..weights.checkpoints import load_checkpoint
+from .nets import train_classifier, train_clip, train_identity
+from .stylegan2 import GANConfig, train_stylegan2
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MODELS = ("classifier", "identity", "clip", "stylegan2")
+EXPORT_NAME = dict(classifier="classifier", identity="identity", clip="clip", stylegan2="generator")
+CLIP_HALF_KEYS = ("token_embedding.weight",)  # stored in float16, as OpenAI ships CLIP (76% of its weights)
+# what each trainer takes in [train] (its keyword arguments besides data, config, seed, device, precision)
+TRAIN_KEYS = dict(classifier=("batch", "lr"), identity=("batch", "lr"),
+                  clip=("batch", "lr", "label_captions", "label_on", "blur", "neutral"), stylegan2=())
+CONFIG_KEYS = dict(classifier=("width",), identity=("width", "out_dim"),
+                   clip=tuple(f.name for f in fields(SmallCLIPConfig)),
+                   stylegan2=tuple(f.name for f in fields(GANConfig) if f.name not in ("size", "precision")))
+
+
+class RecipeError(ValueError):
+    """A recipe file (or an override) that cannot be run as written."""
+
+
+class RunExistsError(FileExistsError):
+    """A run folder already holds a checkpoint and resume was not asked for."""
+
+
+@dataclass
+class Recipe:
+    name: str                  # the file's stem: the run folder's name
+    model: str                 # trainer: classifier | identity | clip | stylegan2
+    steps: int                 # total optimiser steps (a resumed run counts the steps it already did)
+    seed: int = 0              # seed of the trainer (weights, batches, noise)
+    device: str = "auto"       # "auto" (cuda when visible), "cpu" or "cuda"
+    precision: str = "bf16"    # "bf16" autocast or "fp32"
+    init: str = ""             # file to continue from, relative to the project root ("": random init)
+    weights: str = ""          # shipped models the recipe reads (judge, small CLIP); "": data/weights/synthfaces
+    eval_images: int = 2000    # stylegan2: generated faces the judge counts for the frequency check
+    note: str = ""             # what this recipe (stage) is for
+    data: dict = field(default_factory=lambda: dict(n_images=10000, size=64, seed=0))
+    config: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)   # what was changed from the file, "section.key" -> value
+    path: str = ""
+
+    @property
+    def run_name(self):
+        # The GAN's lr is constant, so more steps continue the same run; the nets' lr schedule is a function
+        # of the total steps, so another total is another run.
+        changed = {k: v for k, v in self.overrides.items() if not (k == "steps" and self.model == "stylegan2")}
+        if not changed:
+            return self.name
+        digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.name}@{digest}"
+
+    @property
+    def weights_dir(self):
+        return ROOT / self.weights if self.weights else zoo.SYNTHFACES_DIR
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def recipe_path(name_or_path):
+    """recipes/<name>.toml, or the path of a TOML file."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.is_file():
+        return p
+    path = RECIPES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        available = sorted(q.stem for q in RECIPES_DIR.glob("*.toml"))
+        raise RecipeError(f"no recipe {name_or_path!r}: give a name among {available} or the path of a .toml file")
+    return path
+
+
+def _set(raw, key, value):
+    section, _, name = key.rpartition(".")
+    (raw.setdefault(section, {}) if section else raw)[name] = value
+
+
+def load_recipe(name_or_path, **overrides):
+    """Read a recipe file -> Recipe, with `overrides` ({"steps": 60, "data.n_images": 1000, "train.lr": 1e-3})
+    applied and everything checked: an unknown key or a bad value raises a RecipeError naming it."""
+    path = recipe_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{path}: not valid TOML ({e})") from None
+    for key, value in overrides.items():
+        _set(raw, key, value)
+    top = {f.name for f in fields(Recipe)} - {"name", "overrides", "path"}
+    unknown = sorted(set(raw) - top)
+    if unknown:
+        raise RecipeError(f"{path.name}: unknown keys {unknown}; a recipe has {sorted(top)}")
+    for key in ("model", "steps"):
+        if key not in raw:
+            raise RecipeError(f"{path.name}: `{key}` is missing")
+    R = Recipe(name=path.stem, path=str(path), overrides=dict(overrides),
+               **{k: copy.deepcopy(v) for k, v in raw.items()})
+    R.data = dict(dict(n_images=10000, size=64, seed=0), **R.data)
+    check_recipe(R)
+    return R
+
+
+def check_recipe(R):
+    """Every value of a Recipe, before any work: a RecipeError that says what to give."""
+    where = Path(R.path).name or R.name
+
+    def bad(msg):
+        raise RecipeError(f"{where}: {msg}")
+
+    if R.model not in MODELS:
+        bad(f"model must be one of {MODELS}, got {R.model!r}")
+    if not (isinstance(R.steps, int) and not isinstance(R.steps, bool) and R.steps >= 1):
+        bad(f"steps must be a positive integer, got {R.steps!r}")
+    if R.precision not in PRECISIONS:
+        bad(f"precision must be one of {PRECISIONS}, got {R.precision!r}")
+    try:
+        resolve_device(R.device)
+    except ValueError as e:
+        bad(str(e))
+    unknown = sorted(set(R.data) - {"n_images", "size", "seed"})
+    if unknown:
+        bad(f"unknown [data] keys {unknown}; [data] has n_images, size, seed")
+    if not (isinstance(R.data["n_images"], int) and 20 <= R.data["n_images"] <= 1_000_000):
+        bad(f"data.n_images must be an integer in [20, 1000000], got {R.data['n_images']!r}")
+    if R.data["size"] not in (32, 64, 128):
+        bad(f"data.size must be 32, 64 or 128, got {R.data['size']!r}")
+    for section, allowed in (("config", CONFIG_KEYS[R.model]), ("train", TRAIN_KEYS[R.model])):
+        unknown = sorted(set(getattr(R, section)) - set(allowed))
+        if unknown:
+            bad(f"unknown [{section}] keys {unknown} for a {R.model}; allowed: {sorted(allowed)}")
+    if R.model == "clip" and R.train.get("label_on", "all") not in ("all", "prompts"):
+        bad(f"train.label_on must be 'all' or 'prompts', got {R.train['label_on']!r}")
+    if not (isinstance(R.eval_images, int) and R.eval_images >= 1):
+        bad(f"eval_images must be a positive integer, got {R.eval_images!r}")
+    defaults = {f.name: f.default if f.default_factory is MISSING else f.default_factory()
+                for f in fields({"classifier": ConvNetConfig, "identity": ConvNetConfig, "clip": SmallCLIPConfig,
+                                 "stylegan2": GANConfig}[R.model])}
+    for section, values, kinds in (("config", R.config, defaults), ("train", R.train, TRAIN_TYPES)):
+        for key, value in values.items():
+            if not _same_kind(value, kinds[key], key):
+                bad(f"bad [{section}] value {key} = {value!r}: give a {type(kinds[key]).__name__} like {kinds[key]!r}")
+    try:
+        model_config(R, n_attributes=1)
+    except (TypeError, ValueError) as e:
+        bad(f"bad [config]: {e}")
+    return R
+
+
+TRAIN_TYPES = dict(batch=64, lr=1e-3, label_captions=0, label_on="all", blur=0.0, neutral=0.0)
+
+
+def _same_kind(value, example, key):
+    """TOML's types against a config field's default: bools for bools, numbers for floats, ints for ints;
+    `vision_layers` is an int (ViT depth) or a list (ResNet blocks per stage)."""
+    if key == "vision_layers":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, list) and all(isinstance(v, int) for v in value))
+    if isinstance(example, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(example, bool)
+    if isinstance(example, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(example))
+
+
+def model_config(R, n_attributes):
+    """The config dataclass the recipe's [config] describes (sizes that follow from the data filled in)."""
+    c, size = dict(R.config), R.data["size"]
+    if R.model == "classifier":
+        return ConvNetConfig(in_size=size, out_dim=n_attributes, **c)
+    if R.model == "identity":
+        return ConvNetConfig(**dict(dict(in_size=size, out_dim=128), **c))
+    if R.model == "clip":
+        if isinstance(c.get("vision_layers"), list):  # TOML has no tuples: a list means the ResNet tower
+            c["vision_layers"] = tuple(c["vision_layers"])
+        return SmallCLIPConfig(**c)
+    if "channels" in c:  # TOML keys are strings
+        c["channels"] = {int(k): v for k, v in c["channels"].items()}
+    return GANConfig(size=size, precision=R.precision, **c)
+
+
+def _path(rel):
+    return ROOT / rel if rel else None
+
+
+def run_dir_of(R, out_dir=None):
+    return Path(out_dir or RUNS_DIR / "train") / R.run_name
+
+
+def load_data(R, progress=False):
+    """Render (or reuse) the SynthFaces set the recipe trains on -> (root, train tensors, test tensors)."""
+    n, size, seed = R.data["n_images"], R.data["size"], R.data["seed"]
+    root = synthfaces.ensure_synthfaces(DATA_DIR / f"synthfaces_{size}px_n{n}_seed{seed}", n=n, size=size, seed=seed,
+                                        progress=progress)
+    return root, layout.load_tensors(root, "train", size), layout.load_tensors(root, "test", size)
+
+
+def write_json(path, obj):
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def write_lineage(R, run_dir):
+    """When a run starts from `R.init`, write `init.json` into its folder: that file's sha256 and its
+    record's steps, wall time, commit, metrics and own `init`, read now (a later export may overwrite the
+    file). For another run's `checkpoint.pt`: its step, training time, config and that run's `init.json`."""
+    init = _path(R.init)
+    if init is None or (run_dir / "init.json").exists():
+        return
+    if init.suffix == ".pt":  # another run's full checkpoint: its step, time, config and own lineage
+        ckpt = load_checkpoint(init)
+        parent = init.parent / "init.json"
+        lineage = dict(steps=ckpt["step"], wall_time_s=round(ckpt["elapsed"]), config=ckpt["config"],
+                       init=json.loads(parent.read_text()) if parent.is_file() else None)
+    else:  # an exported model: its JSON record
+        record = init.with_suffix(".json")
+        lineage = json.loads(record.read_text()) if record.is_file() else {}
+    lineage = dict(file=R.init, sha256=hashlib.sha256(init.read_bytes()).hexdigest(),
+                   **{k: lineage.get(k) for k in ("steps", "wall_time_s", "commit", "metrics", "init")},
+                   **{k: lineage[k] for k in ("config",) if k in lineage})
+    write_json(run_dir / "init.json", lineage)
+
+
+def train(R, out_dir=None, resume=False, progress=True, stop_by=None, data=None):
+    """Train (or, with resume=True, continue) the recipe in run_dir_of(R, out_dir) -> (model, trainer).
+
+    Refuses to touch a run folder that already holds a checkpoint unless `resume`; `stop_by` (a
+    `time.time()` value) ends the call early with a checkpoint. `data`: load_data(R)'s result, if loaded."""
+    run_dir = run_dir_of(R, out_dir)
+    ckpt = run_dir / "checkpoint.pt"
+    if ckpt.exists() and not resume:
+        raise RunExistsError(f"{run_dir} already holds a checkpoint: resume it (resume=True, --resume), or "
+                             f"give another out_dir")
+    if R.init and not _path(R.init).is_file():
+        raise FileNotFoundError(f"{R.name}: init file {R.init} does not exist. It is another recipe's output: "
+                                f"run that recipe first (its run folder), or give the path of an exported "
+                                f"model (e.g. data/weights/synthfaces/{EXPORT_NAME[R.model]}.safetensors)")
+    dev = resolve_device(R.device)
+    clip_model = None
+    if R.model == "stylegan2" and (R.config.get("clip_d", 0) > 0 or R.config.get("clip_fm", 0) > 0):
+        clip_model = zoo.load_clip(dev, R.weights_dir)   # read before any file is written
+    _, tr, _ = data or load_data(R, progress=progress)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "recipe.json", R.to_dict())
+    write_lineage(R, run_dir)
+    common = dict(seed=R.seed, device=dev, progress=progress, stop_by=stop_by)
+    init = _path(R.init)
+    names = tr["attribute_names"]
+    cfg = model_config(R, len(names))
+    if R.model == "classifier":
+        return train_classifier(tr["images"], tr["attrs"], names, run_dir, R.steps, cfg, precision=R.precision,
+                                **R.train, **common)
+    if R.model == "identity":
+        return train_identity(tr["images"], tr["identities"], run_dir, R.steps, cfg, precision=R.precision,
+                              **R.train, **common)
+    if R.model == "clip":
+        kw = dict(R.train)
+        label_on = kw.pop("label_on", "all")
+        columns = None if label_on == "all" else [c for c in PROMPT_ATTRIBUTES.values() if c in names]
+        return train_clip(tr["images"], tr["captions"], run_dir, R.steps, cfg, precision=R.precision,
+                          attrs=tr["attrs"], attribute_names=names, label_columns=columns, init=init, **kw, **common)
+    return train_stylegan2(tr["images"], run_dir, R.steps, cfg, init=init, clip_model=clip_model,
+                           **common)
+
+
+def evaluate(R, model, data=None, judge=None):
+    """The model's quality figures on the test split (held-out people) -> metrics dict, as in its record.
+
+    classifier: mean accuracy over attributes in >= 5% of images; identity: verification accuracy with the
+    threshold calibrated on train people; clip: zero-shot balanced accuracy per prompt, measured with the
+    token embedding rounded to float16 as it ships (the model is rounded in place); stylegan2: attribute
+    frequencies of `eval_images` generated faces, as the judge (`judge`, else the shipped classifier) sees
+    them, against the data's."""
+    dev = resolve_device(R.device)
+    _, tr, te = data or load_data(R)
+    if R.model == "classifier":
+        per_attr, mean_acc = quality.classifier_accuracy(model, te["images"], te["attrs"], device=dev)
+        return dict(mean_accuracy=mean_acc, per_attribute=per_attr)
+    if R.model == "identity":
+        acc, threshold = quality.identity_verification(model, tr["images"], tr["identities"], te["images"],
+                                                       te["identities"], device=dev)
+        return dict(verification_accuracy=acc, threshold=threshold)
+    if R.model == "clip":
+        model.load_state_dict({k: v.half().float() if k in CLIP_HALF_KEYS else v
+                               for k, v in model.state_dict().items()})
+        return dict(zero_shot=quality.clip_zero_shot(model, te["images"], te["attrs"], te["attribute_names"],
+                                                     device=dev))
+    judge = judge or zoo.load_classifier(dev, R.weights_dir)
+    gen, data_freq, rel = quality.frequency_check(model, judge, te["attrs"], n=R.eval_images, seed=R.seed, device=dev)
+    return dict(generated_frequency=gen, data_frequency=data_freq, relative_error=rel)
+
+
+def export(R, model, trainer, metrics, weights_dir=None, root=None):
+    """Write the model and its record (recipe, config, steps, seed, wall time, device, commit, lineage,
+    metrics) into `weights_dir` (default: data/weights/synthfaces) -> path of the .safetensors file.
+    `root`: the data root the model trained on (its folder name goes into the record)."""
+    dev = resolve_device(R.device)
+    name = EXPORT_NAME[R.model]
+    record = dict(recipe=R.name, seed=R.seed, device=str(dev), precision=R.precision,
+                  torch_threads=torch.get_num_threads(),
+                  device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+                  data=dict(root=Path(root).name if root else None, n_images=R.data["n_images"], size=R.data["size"]),
+                  steps=trainer.step, wall_time_s=round(trainer.elapsed))
+    init_json = trainer.out_dir / "init.json"
+    if init_json.is_file():
+        record["init"] = json.loads(init_json.read_text())
+    half = ()
+    sd = model.state_dict()
+    if R.model in ("classifier", "identity"):
+        record["config"] = asdict(model.cfg)
+        if R.model == "classifier":
+            record["attributes"] = model.attribute_names
+    elif R.model == "clip":
+        record["config"] = asdict(model_config(R, 1))
+        record.update({k: v for k, v in R.train.items() if k != "batch"})
+        half = CLIP_HALF_KEYS
+    else:
+        cfg = model_config(R, 1)
+        record["config"] = dict(asdict(cfg), channels={str(k): v for k, v in cfg.channels.items()})
+        sd = {f"g_ema.{k}": v for k, v in sd.items()}
+        sd["latent_avg"] = model.mean_latent(10_000, seed=R.seed)
+    return zoo.save_model(name, sd, dict(record, metrics=metrics), root=weights_dir, half=half)
+
+
+# the quality bar of each shipped model (docs/models/*.md): what `headline` compares against
+BARS = dict(classifier=0.95, identity=0.95, clip=0.90, stylegan2=0.5)
+
+
+def headline(R, metrics):
+    """The few numbers a person reads first, with the bar: a dict of rounded values."""
+    if R.model == "classifier":
+        return dict(mean_accuracy=round(metrics["mean_accuracy"], 4), bar=BARS["classifier"])
+    if R.model == "identity":
+        return dict(verification_accuracy=round(metrics["verification_accuracy"], 4),
+                    threshold=round(metrics["threshold"], 3), bar=BARS["identity"])
+    if R.model == "clip":
+        zs = metrics["zero_shot"]
+        return dict(prompts_over_bar=sum(v >= BARS["clip"] for v in zs.values()), prompts=len(zs),
+                    worst=min(zs, key=zs.get), worst_accuracy=min(zs.values()),
+                    mean_accuracy=round(sum(zs.values()) / len(zs), 4), bar=BARS["clip"])
+    rel = metrics["relative_error"]
+    return dict(attributes_within_bar=sum(v <= BARS["stylegan2"] for v in rel.values()), attributes=len(rel),
+                worst=max(rel, key=rel.get), worst_error=max(rel.values()),
+                mean_error=round(sum(rel.values()) / len(rel), 3), bar=BARS["stylegan2"])

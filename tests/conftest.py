@@ -1,0 +1,94 @@
+"""Tiny seeded components (as diffusers' `get_dummy_components`): every model of the pipeline at a size that
+runs on CPU in milliseconds, deterministic from a seed, and a SynthFaces weights folder made of them that
+the zoo, the recipes and the notebooks load like the shipped one.
+
+    G = dummy_generator()                   # StyleGAN2 at 32 px
+    clip_model = dummy_clip()               # clip.model.CLIP, ResNet tower at 32 px
+    judge, id_net = dummy_classifier(), dummy_identity_net()
+    tiny_weights                            # fixture: a folder with the four models and their records
+"""
+from pathlib import Path
+
+import pytest
+import torch
+
+from styleclip_utils.data.attributes import ALL_ATTRIBUTES
+from styleclip_utils.models.nets import AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
+from styleclip_utils.train.stylegan2 import GANConfig
+from styleclip_utils.weights import zoo
+
+DATA = Path(__file__).parent / "data"
+TINY_GAN = GANConfig(size=32, style_dim=32, n_mlp=2, channels={4: 16, 8: 16, 16: 16, 32: 8}, batch=4)
+TINY_CLIP = SmallCLIPConfig(embed_dim=32, image_resolution=32, vision_layers=(1, 1, 1, 1), vision_width=8,
+                            context_length=32, transformer_width=32, transformer_heads=2, transformer_layers=1)
+TINY_NET = dict(in_size=32, width=4)
+
+
+def dummy_generator(seed=0):
+    torch.manual_seed(seed)
+    G = TINY_GAN.generator()
+    G.set_w_avg(G.mean_latent(256, seed=seed))
+    return G.eval().requires_grad_(False)
+
+
+def dummy_clip(seed=0):
+    torch.manual_seed(seed)
+    return small_clip(TINY_CLIP).eval().requires_grad_(False)
+
+
+def dummy_classifier(seed=0):
+    torch.manual_seed(seed)
+    return AttributeClassifier(ConvNetConfig(out_dim=len(ALL_ATTRIBUTES), **TINY_NET), list(ALL_ATTRIBUTES)).eval()
+
+
+def dummy_identity_net(seed=0):
+    torch.manual_seed(seed)
+    return IdentityNet(ConvNetConfig(out_dim=16, **TINY_NET)).eval()
+
+
+def save_dummy_weights(root, seed=0):
+    """The four SynthFaces models, random and tiny, saved as the zoo stores them (records included)."""
+    from dataclasses import asdict
+
+    G, clip_model = dummy_generator(seed), dummy_clip(seed)
+    judge, id_net = dummy_classifier(seed), dummy_identity_net(seed)
+    common = dict(seed=seed, steps=0, note="random weights of tests/conftest.py")
+    sd = {f"g_ema.{k}": v for k, v in G.state_dict().items()}
+    sd["latent_avg"] = G.w_avg
+    zoo.save_model("generator", sd, dict(common, config=dict(asdict(TINY_GAN), channels={
+        str(k): v for k, v in TINY_GAN.channels.items()}), metrics={}), root=root)
+    zoo.save_model("clip", clip_model.state_dict(), dict(common, config=asdict(TINY_CLIP), metrics={}), root=root,
+                   half=("token_embedding.weight",))
+    zoo.save_model("classifier", judge.state_dict(), dict(common, config=asdict(judge.cfg),
+                                                           attributes=judge.attribute_names, metrics={}), root=root)
+    zoo.save_model("identity", id_net.state_dict(), dict(common, config=asdict(id_net.cfg),
+                                                          metrics=dict(threshold=0.5)), root=root)
+    return Path(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A SynthFaces weights folder of tiny random models (read-only by convention: copy it to change it)."""
+    return save_dummy_weights(tmp_path_factory.mktemp("tiny_weights"))
+
+
+def write_recipe(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# A classifier recipe small enough to train in a second: the wiring, not the quality, is what tests check.
+TINY_CLASSIFIER_RECIPE = """
+model = "classifier"
+steps = 3
+precision = "fp32"
+[data]
+n_images = 200
+size = 32
+[config]
+width = 4
+[train]
+batch = 16
+"""
