@@ -4,13 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# Notebooks that `make demo` runs (SynthFaces, shipped weights, no training), in order. 02-05 need the
-# SynthFaces weights that notebook 00 produces: until data/weights/synthfaces/ holds them, only 01 runs.
-WEIGHTS := $(wildcard data/weights/synthfaces/generator.safetensors)
-DEMO_NOTEBOOKS := $(basename $(notdir $(wildcard notebooks/01_data_prep.ipynb \
-	$(if $(WEIGHTS),$(wildcard notebooks/0[2-5]_*.ipynb)))))
+# The notebooks `make demo` runs and nbval checks, in order (SynthFaces, shipped weights; 00 with its quick
+# parameters). Each writes into runs/<notebook>/ and runs/train/, never into tracked files.
+NOTEBOOKS := 00_train_synthfaces_models 01_data_prep 03_latent_optimization
+NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup test demo bench lab clean
+.PHONY: setup test test-fast demo figures bench lab clean
 
 setup: $(STAMP)
 
@@ -21,14 +20,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-# Unit tests, then nbval on the committed notebooks (only cells marked NBVAL_CHECK_OUTPUT are compared).
+# Unit tests (the papermill runs included), then nbval on the committed notebooks (only the cells marked
+# NBVAL_CHECK_OUTPUT are compared).
 test: $(STAMP)
 	$(PY) -m pytest tests -q
-	$(if $(DEMO_NOTEBOOKS),$(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -q \
-		$(addprefix notebooks/,$(addsuffix .ipynb,$(DEMO_NOTEBOOKS))))
+	$(PY) -m pytest $(NBVAL) -q $(addprefix notebooks/,$(addsuffix .ipynb,$(NOTEBOOKS)))
+
+# The quick loop while developing: everything but the notebooks' papermill runs and nbval.
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -q -m "not slow"
 
 demo: $(STAMP)
-	$(PY) -m styleclip_utils.runs $(DEMO_NOTEBOOKS)
+	$(PY) -m styleclip_utils.runs $(NOTEBOOKS)
+
+# The committed figures (README, docs): the notebooks with figures_dir=figures. The only target that
+# writes into tracked files.
+figures: $(STAMP)
+	$(PY) -m styleclip_utils.runs 03_latent_optimization -p figures_dir figures
+	$(PY) -c "from styleclip_utils.data.render import sample_grid; sample_grid().save('figures/synthfaces_samples.png')"
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_stylegan2.py

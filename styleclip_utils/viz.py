@@ -24,7 +24,7 @@ def image_grid(images, ncols=8, labels=None, title=None, cell=1.3, fontsize=6):
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(to_uint8(images[i]))
+            ax.imshow(to_uint8(images[i]), interpolation="nearest")  # the pixels as they are (and smaller PNGs)
             if labels:
                 text = labels[i] if isinstance(labels[i], str) else "\n".join(labels[i])
                 ax.set_title(text, fontsize=fontsize, pad=2)
@@ -47,7 +47,7 @@ def bar_chart(names, values, title="", xlabel="", highlight=None, figsize=(10, 3
 
 def draw_landmarks(ax, img, landmarks, color="lime"):
     """Image with its 5 points (MTCNN order) and their names."""
-    ax.imshow(to_uint8(img))
+    ax.imshow(to_uint8(img), interpolation="nearest")
     pts = np.asarray(landmarks)
     ax.scatter(pts[:, 0], pts[:, 1], s=8, c=color)
     ax.axis("off")
@@ -69,7 +69,7 @@ def before_after(before, after, labels, cell=1.25, fontsize=8):
     fig, axes = plt.subplots(2, n, figsize=(n * cell, 2 * cell + 0.3), squeeze=False)
     for j in range(n):
         for row, img in ((0, before[j]), (1, after[j])):
-            axes[row, j].imshow(to_uint8(img))
+            axes[row, j].imshow(to_uint8(img), interpolation="nearest")
             axes[row, j].set_xticks([]), axes[row, j].set_yticks([])
         axes[0, j].set_title(labels[j], fontsize=fontsize, pad=3)
     axes[0, 0].set_ylabel("before", fontsize=fontsize)

@@ -21,7 +21,11 @@ SHIPPED = dict(classifier="classifier", identity="identity", clip="clip_3_neutra
 def test_every_recipe_file_loads(name):
     R = recipes.load_recipe(name)
     assert R.name == name and R.run_name == name
-    assert recipes.model_config(R, 53) is not None
+    cfg = recipes.model_config(R, 53)
+    kind = {"classifier": "ConvNetConfig", "identity": "ConvNetConfig", "clip": "SmallCLIPConfig",
+            "stylegan2": "GANConfig"}[R.model]
+    assert type(cfg).__name__ == kind
+    assert getattr(cfg, "size", getattr(cfg, "in_size", R.data["size"])) == R.data["size"]
 
 
 @pytest.mark.parametrize("export_name, recipe", sorted(SHIPPED.items()))
@@ -167,3 +171,13 @@ batch = 4
     with pytest.raises(SystemExit):  # a stage whose input is missing says which recipe makes it
         write_recipe(tmp_path / "g4.toml", 'steps = 2\ninit = "runs/nowhere/checkpoint.pt"\n' + gan)
         train_main([str(tmp_path / "g4.toml"), "--out", str(tmp_path / "runs"), "--no-progress"])
+
+
+def test_overrides_from_the_command_line_are_read_as_toml():
+    assert recipes.parse_override("train.lr=1e-3") == ("train.lr", 1e-3)
+    assert recipes.parse_override("steps = 500") == ("steps", 500)
+    assert recipes.parse_override("train.label_on=prompts") == ("train.label_on", "prompts")
+    assert recipes.parse_override('init="runs/train/x/checkpoint.pt"') == ("init", "runs/train/x/checkpoint.pt")
+    assert recipes.parse_override("config.vision_layers=[1, 2, 1, 1]") == ("config.vision_layers", [1, 2, 1, 1])
+    with pytest.raises(recipes.RecipeError, match="an override is KEY=VALUE"):
+        recipes.parse_override("steps")

@@ -10,11 +10,9 @@ the zoo loads and the next stage of a chain starts from). A run stopped by --sec
 run the same command with --resume to go on.
 """
 import argparse
-import json
 import sys
 import time
 
-from ..runs import parse_value
 from . import recipes
 
 
@@ -31,14 +29,8 @@ def main(argv=None):
                     help="after training, write the model into DIR (default: data/weights/synthfaces)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    overrides = {}
-    for item in args.set:
-        key, eq, value = item.partition("=")
-        if not eq:
-            ap.error(f"--set takes KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = parse_value(value.strip())
     try:
-        R = recipes.load_recipe(args.recipe, **overrides)
+        R = recipes.load_recipe(args.recipe, **dict(recipes.parse_override(item) for item in args.set))
     except recipes.RecipeError as e:
         ap.error(str(e))
     progress = not args.no_progress
@@ -56,7 +48,7 @@ def main(argv=None):
     # the run folder is a weights folder too (the zoo loads it; the next stage of a chain starts from it)
     recipes.export(R, model, run, metrics, run.out_dir, root=data[0])
     print(f"{R.name}: {run.step} steps in {run.elapsed:.0f} s of training -> {run.out_dir}")
-    print(json.dumps(recipes.headline(R, metrics)))
+    print(recipes.headline(R, metrics))
     if args.export is not None:
         path = recipes.export(R, model, run, metrics, args.export or None, root=data[0])
         print(f"exported -> {path}")

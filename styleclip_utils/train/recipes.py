@@ -107,6 +107,18 @@ def recipe_path(name_or_path):
     return path
 
 
+def parse_override(item):
+    """"key=value" (a command line's --set) -> (key, value), the value read as TOML (so `lr=1e-3` is a float,
+    `label_on=prompts` or `label_on="prompts"` a string, `vision_layers=[1, 1, 1, 1]` a list)."""
+    key, eq, value = item.partition("=")
+    if not eq or not key.strip():
+        raise RecipeError(f"an override is KEY=VALUE (e.g. steps=500, train.lr=1e-3), got {item!r}")
+    try:
+        return key.strip(), tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key.strip(), value.strip()  # a bare word: a string
+
+
 def _set(raw, key, value):
     section, _, name = key.rpartition(".")
     (raw.setdefault(section, {}) if section else raw)[name] = value
@@ -363,18 +375,21 @@ BARS = dict(classifier=0.95, identity=0.95, clip=0.90, stylegan2=0.5)
 
 
 def headline(R, metrics):
-    """The few numbers a person reads first, with the bar: a dict of rounded values."""
+    """The numbers a person reads first, against the model's bar: one line."""
     if R.model == "classifier":
-        return dict(mean_accuracy=round(metrics["mean_accuracy"], 4), bar=BARS["classifier"])
+        acc = metrics["mean_accuracy"]
+        return (f"mean test accuracy {100 * acc:.1f}% over attributes in >= 5% of images "
+                f"(bar {100 * BARS['classifier']:.0f}%: {'met' if acc >= BARS['classifier'] else 'not met'})")
     if R.model == "identity":
-        return dict(verification_accuracy=round(metrics["verification_accuracy"], 4),
-                    threshold=round(metrics["threshold"], 3), bar=BARS["identity"])
+        acc = metrics["verification_accuracy"]
+        return (f"verification {100 * acc:.1f}% on held-out people, threshold cos >= {metrics['threshold']:.3f} "
+                f"(bar {100 * BARS['identity']:.0f}%: {'met' if acc >= BARS['identity'] else 'not met'})")
     if R.model == "clip":
         zs = metrics["zero_shot"]
-        return dict(prompts_over_bar=sum(v >= BARS["clip"] for v in zs.values()), prompts=len(zs),
-                    worst=min(zs, key=zs.get), worst_accuracy=min(zs.values()),
-                    mean_accuracy=round(sum(zs.values()) / len(zs), 4), bar=BARS["clip"])
+        worst, over = min(zs, key=zs.get), sum(v >= BARS["clip"] for v in zs.values())
+        return (f"zero-shot {over} of {len(zs)} prompts >= {100 * BARS['clip']:.0f}%, mean "
+                f"{100 * sum(zs.values()) / len(zs):.1f}%, worst {worst} {100 * zs[worst]:.1f}%")
     rel = metrics["relative_error"]
-    return dict(attributes_within_bar=sum(v <= BARS["stylegan2"] for v in rel.values()), attributes=len(rel),
-                worst=max(rel, key=rel.get), worst_error=max(rel.values()),
-                mean_error=round(sum(rel.values()) / len(rel), 3), bar=BARS["stylegan2"])
+    worst, within = max(rel, key=rel.get), sum(v <= BARS["stylegan2"] for v in rel.values())
+    return (f"{within} of {len(rel)} prompt attributes within ±{100 * BARS['stylegan2']:.0f}% of the data's "
+            f"frequency, mean error {sum(rel.values()) / len(rel):.2f}, worst {worst} ({rel[worst]:.2f})")
