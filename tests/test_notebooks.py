@@ -181,7 +181,7 @@ def test_00_trains_resumes_evaluates_and_exports(tmp_path, tiny_weights):
     text = out.read_text()
     assert "3 of 3 steps done" in text and "this run: mean test accuracy" in text and "not exported" in text
     assert (weights / "classifier.safetensors").read_bytes() == before
-    run = tmp_path / "runs" / "tiny"
+    run = tmp_path / "runs" / recipes.load_recipe(recipe, weights=str(weights)).run_name  # tiny@<hash of weights>
     log = (run / "log.jsonl").read_text()
     assert {"losses.png", "metrics.json", "classifier.safetensors"} <= {p.name for p in run.iterdir()}
     run_notebook("00_train_synthfaces_models", dict(params, export=True), out_dir=tmp_path / "nb", progress=False)
