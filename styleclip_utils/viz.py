@@ -80,7 +80,7 @@ def before_after(before, after, labels, cell=1.25, fontsize=8):
 
 def loss_curves(log, keys=None, title=""):
     """Losses of a training run from its log.jsonl rows (`train.loop.read_log`), one panel per loss."""
-    keys = keys or [k for k in log[0] if k not in ("step", "seconds")] if log else []
+    keys = keys or ([k for k in log[0] if k not in ("step", "seconds")] if log else [])
     fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3.2 * max(1, len(keys)), 2.4), squeeze=False)
     for ax, key in zip(axes[0], keys):
         rows = [r for r in log if key in r]
