@@ -3,7 +3,7 @@ the values of its `parameters` cell. Each raises a ValueError (FileNotFoundError
 names the parameter and says what to give; it returns what the notebook uses next."""
 from pathlib import Path
 
-from .data.attributes import PROMPT_ATTRIBUTES
+from .data.prompts import check_prompts
 from .device import PRECISIONS, resolve_device
 
 
@@ -62,22 +62,22 @@ def check_01(dataset, data_dir, n_images, size, seed, photo, align_size, figures
         raise ValueError(f"seed must be an integer, got {seed!r}")
 
 
-def check_03(preset, prompts, spaces, steps, lr, l2_lambda, id_lambda, clip_views, n_images, truncation, seed,
-             device, precision, weights_dir, figures_dir, out_dir):
-    """Notebook 03 -> the torch.device to run on."""
+def check_03(preset, prompts, free_prompts, spaces, space, steps, lr, l2_lambda, id_lambda, clip_views, n_images,
+             truncation, seed, device, precision, weights_dir, figures_dir, out_dir):
+    """Notebook 03 -> the torch.device to run on. Prompts are free text (an empty one, or a string where a list
+    is expected, is an error)."""
     from .edit.optimize import ROW_PRESETS, SPACES
 
     if preset != "synthfaces":
-        raise ValueError(f"preset must be 'synthfaces', got {preset!r} (the FFHQ preset needs e4e-inverted real "
-                         "faces: notebook 02)")
-    if isinstance(prompts, str):
-        raise ValueError(f"prompts must be a list of prompts, e.g. [{prompts!r}], got the string {prompts!r}")
-    unknown = [p for p in prompts if p not in PROMPT_ATTRIBUTES]
-    if not prompts or unknown:
-        raise ValueError(f"prompts must be a non-empty list drawn from {list(PROMPT_ATTRIBUTES)}; unknown: {unknown}")
-    bad = [s for s in spaces if s not in SPACES and s not in ROW_PRESETS]
-    if not spaces or bad:
-        raise ValueError(f"spaces must be a non-empty list from {list(SPACES) + list(ROW_PRESETS)}; unknown: {bad}")
+        raise ValueError(f"preset must be 'synthfaces', got {preset!r} (the real files' preset is not in this "
+                         "notebook yet: see docs/real-pipeline.md)")
+    check_prompts(prompts)
+    if free_prompts:
+        check_prompts(free_prompts)
+    known = list(SPACES) + list(ROW_PRESETS)
+    if isinstance(spaces, str) or not spaces or any(s not in known for s in spaces):
+        raise ValueError(f"spaces must be a non-empty list from {known}; got {spaces!r}")
+    one_of("space", space, known)
     positive_int("steps", steps, 100_000)
     positive_int("n_images", n_images, 1000)
     if not (isinstance(clip_views, int) and clip_views >= 0):

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from styleclip_utils.data.attributes import ALL_ATTRIBUTES
-from styleclip_utils.models.nets import AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
+from styleclip_utils.data.attributes import ALL_ATTRIBUTES, FACE_SHAPE, IDENTITY_TRAITS
+from styleclip_utils.models.nets import (AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet, RealismJudge,
+                                        SmallCLIPConfig, small_clip)
 from styleclip_utils.train.stylegan2 import GANConfig
 from styleclip_utils.weights import zoo
 
@@ -63,7 +64,24 @@ def save_dummy_weights(root, seed=0):
                                                            attributes=judge.attribute_names, metrics={}), root=root)
     zoo.save_model("identity", id_net.state_dict(), dict(common, config=asdict(id_net.cfg),
                                                           metrics=dict(threshold=0.5)), root=root)
+    id_judge, realism = dummy_identity_judge(seed), dummy_realism_judge(seed)
+    zoo.save_model("identity_judge", id_judge.state_dict(), dict(
+        common, config=asdict(id_judge.cfg), traits=id_judge.traits, n_shape=id_judge.n_shape,
+        metrics=dict(traits_used=["sex", "age", "shape"], shape_tolerance=0.5)), root=root)
+    zoo.save_model("realism", realism.state_dict(), dict(common, config=asdict(realism.cfg),
+                                                          metrics=dict(threshold=0.0)), root=root)
     return Path(root)
+
+
+def dummy_identity_judge(seed=0):
+    torch.manual_seed(seed)
+    out_dim = sum(map(len, IDENTITY_TRAITS.values())) + len(FACE_SHAPE)
+    return IdentityJudge(ConvNetConfig(out_dim=out_dim, **TINY_NET), IDENTITY_TRAITS, len(FACE_SHAPE)).eval()
+
+
+def dummy_realism_judge(seed=0):
+    torch.manual_seed(seed)
+    return RealismJudge(ConvNetConfig(out_dim=1, **TINY_NET), threshold=0.0).eval()
 
 
 @pytest.fixture(scope="session")

@@ -104,3 +104,34 @@ def set_attribute(idn, look, name, value=True):
     raise KeyError(f"{name!r} cannot be set (constant columns: {CONSTANT_COLUMNS})")
 
 
+
+
+# ----------------------------------------------------------------------------------------------------
+# Identity traits: what makes a SynthFaces person that person, whatever the look (the identity judge's
+# targets). Categorical traits, then the face shape (continuous, each scaled to [0, 1] over its sampled range).
+
+IDENTITY_TRAITS = {
+    "sex": ("female", "male"),
+    "age": ("old", "young"),
+    "skin": ("pale", "light", "medium", "dark"),       # the renderer's skin buckets (with gaps between them)
+    "hair": ("black", "brown", "blond", "red", "gray"),  # natural colour: brows and beard keep it when dyed
+    "eyes": ("brown", "dark brown", "blue", "green", "hazel", "gray"),
+}
+SKIN_EDGES = (0.13, 0.40, 0.68)     # between the renderer's skin buckets
+FACE_SHAPE = {"face_w": (0.222, 0.248), "face_h": (0.288, 0.312), "jaw": (1.95, 2.25), "chin": (0.16, 0.28)}
+
+# Identity traits an edit towards a column may change and still be the same person: dyeing or shaving the
+# hair changes what the natural colour is read from; the data ties grey hair to age and a moustache to men.
+TRAITS_AN_EDIT_MAY_CHANGE = {
+    "Dark_Skin": {"skin"}, "Pale_Skin": {"skin"}, "Red_Hair": {"hair"}, "Blond_Hair": {"hair"},
+    "Purple_Hair": {"hair"}, "Black_Hair": {"hair"}, "Brown_Hair": {"hair"}, "Bald": {"hair"},
+    "Gray_Hair": {"hair", "age"}, "Mustache": {"sex"}, "Beard": {"sex"}, "Goatee": {"sex"},
+}
+
+
+def identity_traits(idn):
+    """An Identity -> (class index per categorical trait, in IDENTITY_TRAITS' order; face shape in [0, 1]^4)."""
+    skin = sum(idn.skin > e for e in SKIN_EDGES)
+    classes = [int(idn.male), int(idn.young), skin, IDENTITY_TRAITS["hair"].index(idn.hair_color), idn.eye_color]
+    shape = [(getattr(idn, k) - lo) / (hi - lo) for k, (lo, hi) in FACE_SHAPE.items()]
+    return classes, shape

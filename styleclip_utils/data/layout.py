@@ -348,5 +348,12 @@ def load_tensors(root, split="train", size=64):
     Training the small SynthFaces models reads every image many times; decoding once is much faster."""
     ds = FaceDataset(root, split, size, in_memory=True)
     images = torch.stack([img for img, _ in ds._cache]) if len(ds) else torch.zeros(0, 3, size, size, dtype=torch.uint8)
-    return dict(images=images, attrs=ds.attributes, identities=ds.identities, captions=ds.captions,
-                attribute_names=ds.attribute_names)
+    out = dict(images=images, attrs=ds.attributes, identities=ds.identities, captions=ds.captions,
+               attribute_names=ds.attribute_names)
+    if (Path(root) / "config.json").is_file():  # SynthFaces: each person's identity traits, from the renderer
+        from .synthfaces import identity_traits_of
+        traits = identity_traits_of(root)
+        rows = [traits[f] for f in ds.filenames]
+        out["trait_classes"] = torch.tensor([c for c, _ in rows], dtype=torch.long).view(len(rows), -1)
+        out["face_shape"] = torch.tensor([s for _, s in rows], dtype=torch.float32).view(len(rows), -1)
+    return out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .attributes import ALL_ATTRIBUTES, CELEBA_ATTRIBUTES, EXTRA_ATTRIBUTES, labels
+from .attributes import ALL_ATTRIBUTES, CELEBA_ATTRIBUTES, EXTRA_ATTRIBUTES, identity_traits, labels
 from .captions import captions
 from .render import RENDERER_VERSION, render_face, sample_background, sample_identity, sample_look, sample_pose
 # ----------------------------------------------------------------------------------------------------
@@ -68,11 +68,11 @@ def generate(out_dir, n=10000, size=64, seed=0, workers=2, progress=True):
     (tmp / IMG_DIR).mkdir(parents=True)
     t0 = time.time()
     n_ids = max(n // 10, min(n, 8))
-    people = [sample_identity(np.random.default_rng([seed, 1, k])) for k in range(n_ids)]
+    persons = people(seed, n_ids)
     person = np.random.default_rng([seed, 0]).permutation(np.arange(n) % n_ids)
     n_test = max(1, round(TEST_FRACTION * n_ids)) if n_ids > 1 else 0
     test_ids = set(np.random.default_rng([seed, 3]).choice(n_ids, n_test, replace=False).tolist())
-    jobs = [(i, seed, size, people[person[i]], str(tmp / IMG_DIR)) for i in range(n)]
+    jobs = [(i, seed, size, persons[person[i]], str(tmp / IMG_DIR)) for i in range(n)]
     results = [None] * n
     try:
         if workers > 1:
@@ -111,6 +111,24 @@ def generate(out_dir, n=10000, size=64, seed=0, workers=2, progress=True):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def people(seed, n_ids):
+    """The identities of a SynthFaces set rendered with `seed` (person k of identities.txt is people[k])."""
+    return [sample_identity(np.random.default_rng([seed, 1, k])) for k in range(n_ids)]
+
+
+def identity_traits_of(root):
+    """{file: (trait classes, face shape)} of a SynthFaces folder, from its seed and identities.txt: the identity
+    judge's ground truth (the renderer draws each person from (seed, person), so nothing more is stored)."""
+    root = Path(root)
+    cfg = json.loads((root / "config.json").read_text())
+    if cfg.get("renderer_version") != RENDERER_VERSION:
+        raise ValueError(f"{root} was rendered by renderer version {cfg.get('renderer_version')}, this code is "
+                         f"{RENDERER_VERSION}: render it again (ensure_synthfaces)")
+    who = dict(line.split() for line in (root / IDENTITY_FILE).read_text().splitlines() if line.strip())
+    persons = people(cfg["seed"], cfg["n_identities"])
+    return {f: identity_traits(persons[int(k)]) for f, k in who.items()}
 
 
 def ensure_synthfaces(out_dir, n=10000, size=64, seed=0, workers=2, progress=True):

@@ -124,7 +124,8 @@ def edit(G, clip_loss, prompt_index, ws_start, cfg=EditConfig(), z_start=None, i
          callback=None, progress=True):
     """Optimise N codes (N = images × prompts, already repeated by the caller) towards their prompts.
 
-    prompt_index [N]: which of clip_loss.prompts each code is edited towards. id_loss(img, img_ref) -> [N]
+    prompt_index [N]: which of clip_loss.prompts each code is edited towards. id_loss(img, ref) -> [N] with
+    id_loss.reference(img_start) -> ref
     (optional; needs img_start or computes it). callback(step, img) is called after each step, e.g. to
     measure when an edit succeeds (measurement only: it must not feed back into the optimisation).
     """
@@ -138,6 +139,10 @@ def edit(G, clip_loss, prompt_index, ws_start, cfg=EditConfig(), z_start=None, i
             img_start = G.synthesis_from_s(code.styles(), noise_mode=cfg.noise_mode)
     opt = torch.optim.Adam([code.var], lr=cfg.lr)
     hist = {k: [] for k in ("clip", "l2", "id", "total")}
+    ref = None
+    if id_loss is not None and cfg.id_lambda > 0:  # the start faces' identity, embedded once per edit
+        with autocast(ws_start.device, cfg.precision):
+            ref = id_loss.reference(img_start)
     for step in tqdm(range(cfg.steps), disable=not progress, desc=f"edit in {cfg.space}"):
         for group in opt.param_groups:
             group["lr"] = lr_at(step / cfg.steps, cfg.lr)
@@ -149,7 +154,7 @@ def edit(G, clip_loss, prompt_index, ws_start, cfg=EditConfig(), z_start=None, i
         d_id = torch.zeros_like(d_clip)
         if id_loss is not None and cfg.id_lambda > 0:
             with autocast(ws_start.device, cfg.precision):
-                d_id = id_loss(img, img_start).float()
+                d_id = id_loss(img, ref).float()
             total = total + cfg.id_lambda * d_id
         if not torch.isfinite(total).all():
             raise FloatingPointError(

@@ -1,11 +1,17 @@
-"""How good an edit is, measured by models that took no part in it: the attribute classifier says whether
-the target attribute appeared (success) and whether the others stayed (preservation); the identity net
-says whether it is still the same person; LPIPS (when its weights are available) how far the image moved.
+"""The edit scorecard: one function (`score_edits`) that every method and notebook uses, measured by judges
+that took no part in the edit (`Judges`): did the attribute appear, did the others stay, is it the same
+person, is it still a face of the data's kind, how far did the image move; and the headline good-edit rate.
 """
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from ..data.attributes import COLOR_COLUMNS, EXPRESSION_COLUMNS, STYLE_COLUMNS
+from ..data.prompts import check_prompts, target_column
+from ..losses.clip_loss import to_clip_input
+from ..metrics.judges import same_person, traits_an_edit_may_change
+from ..weights import zoo
 
 # Attributes that exclude each other: turning hair red must turn it un-black; that is not a side effect.
 EXCLUSIVE_GROUPS = [set(COLOR_COLUMNS.values()), set(STYLE_COLUMNS.values()) | {"Receding_Hairline"},
@@ -18,24 +24,117 @@ def expected_changes(target, names):
     return [i for i, n in enumerate(names) if n in group or n == target]
 
 
+GOOD_PRESERVATION = 0.9   # a good edit keeps >= 90% of the other attributes
+
+
+@dataclass
+class Judges:
+    """The models that score edits, none of which an editing method may use (models.nets.Judge): the attribute
+    classifier (success, preservation), the identity judge and its calibrated rule (same person), the realism
+    judge (still a face of the data's kind); LPIPS when its backbone is there, and the CLIP whose similarity
+    is reported for prompts no judge reads (the editing CLIP: a weak, biased score, said so in the tables)."""
+    attributes: torch.nn.Module
+    identity: torch.nn.Module
+    realism: torch.nn.Module
+    traits_used: list
+    shape_tolerance: float
+    clip_model: torch.nn.Module = None
+    lpips_fn: torch.nn.Module = None
+
+
+def load_judges(device="cpu", root=None, clip_model=None, lpips_fn=None):
+    """The shipped SynthFaces judges (data/weights/synthfaces) with the identity rule from the judge's record."""
+    rule = zoo.read_record("identity_judge", root)["metrics"]
+    return Judges(zoo.load_classifier(device, root), zoo.load_identity_judge(device, root),
+                  zoo.load_realism_judge(device, root), rule["traits_used"], rule["shape_tolerance"],
+                  clip_model, lpips_fn)
+
+
 @torch.no_grad()
-def edit_metrics(judge, id_net, img_before, img_after, targets, id_threshold, lpips_fn=None):
-    """Per-item metrics of N edits. targets: N column names. -> dict of [N] tensors: success (the judge sees
-    the target after the edit), had_it (it already did before), preservation (share of the other columns
-    unchanged), id_similarity (cosine), same_person (>= the identity net's calibrated threshold), lpips."""
-    names = judge.attribute_names
-    before, after = judge.predict(img_before).cpu(), judge.predict(img_after).cpu()
-    idx = torch.tensor([judge.index(t) for t in targets])
-    rows = torch.arange(len(targets))
+def perceptual_distance(classifier, a, b):
+    """An LPIPS-like distance on the attribute classifier's four stages (channel-normalised features, mean
+    squared difference, averaged over stages): the perceptual distance available without LPIPS's backbone."""
+    if a.shape[-1] != classifier.cfg.in_size:
+        a, b = (F.interpolate(x, size=classifier.cfg.in_size, mode="bilinear", align_corners=False, antialias=True)
+                for x in (a, b))
+    total = 0
+    for stage in classifier.features:
+        a, b = stage(a), stage(b)
+        total = total + (F.normalize(a, dim=1) - F.normalize(b, dim=1)).pow(2).sum(1).mean((1, 2))
+    return total / len(classifier.features)
+
+
+@torch.no_grad()
+def clip_similarity(clip_model, img, prompts):
+    """cos(CLIP(img_i), CLIP(prompt_i)) per item."""
+    import clip
+    res = clip_model.visual.input_resolution
+    f_img = F.normalize(clip_model.encode_image(to_clip_input(img, res)).float(), dim=1)
+    tokens = clip.tokenize(prompts, context_length=clip_model.context_length, truncate=True).to(img.device)
+    f_txt = F.normalize(clip_model.encode_text(tokens).float(), dim=1)
+    return (f_img * f_txt).sum(1)
+
+
+@torch.no_grad()
+def score_edits(judges, img_before, img_after, prompts, seconds=None):
+    """The scorecard of N edits (item i: img_before[i] edited towards prompts[i]) -> dict of [N] tensors:
+
+    - target: the attribute column the prompt names (a list; None for a prompt no judge reads)
+    - success: the attribute judge sees the target after the edit (NaN where the prompt names none)
+    - had_it: it saw it before
+    - preserved: share of the other attributes unchanged (the target's exclusive group excepted)
+    - identity_kept: the identity judge reads every trait the prompt does not target as before
+    - realistic: the realism judge passes the edited image
+    - distance: LPIPS when available, else the perceptual distance on the attribute judge's features
+    - clip_gain: CLIP similarity to the prompt after minus before (every prompt; the editing CLIP's view)
+    - good: success AND identity kept AND realistic AND >= 90% of the other attributes preserved
+      (NaN where the prompt names no attribute: then there is no judged success)
+    - seconds: per edit, when given"""
+    prompts = check_prompts(prompts)
+    n, names = len(prompts), judges.attributes.attribute_names
+    targets = [target_column(p) for p in prompts]
+    before, after = judges.attributes.predict(img_before).cpu(), judges.attributes.predict(img_after).cpu()
     keep = torch.ones_like(before)
     for r, t in enumerate(targets):
-        keep[r, expected_changes(t, names)] = False
+        if t is not None:
+            keep[r, expected_changes(t, names)] = False
     preserved = ((before == after) & keep).sum(1).float() / keep.sum(1).float()
-    sim = (id_net(img_before) * id_net(img_after)).sum(1).cpu()
-    lp = lpips_fn(img_before, img_after).flatten().cpu() if lpips_fn is not None \
-        else torch.full((len(targets),), float("nan"))
-    return dict(success=after[rows, idx], had_it=before[rows, idx], preservation=preserved,
-                id_similarity=sim, same_person=sim >= id_threshold, lpips=lp)
+    judged = torch.tensor([t is not None for t in targets])
+    idx = torch.tensor([names.index(t) if t is not None else 0 for t in targets])
+    rows = torch.arange(n)
+    nan = torch.full((n,), float("nan"))
+    success = torch.where(judged, after[rows, idx].float(), nan)
+    had_it = torch.where(judged, before[rows, idx].float(), nan)
+    identity_kept = same_person(judges.identity.predict(img_before), judges.identity.predict(img_after),
+                                judges.traits_used, judges.shape_tolerance, traits_an_edit_may_change(targets)).cpu()
+    realistic = judges.realism.predict(img_after).cpu()
+    if judges.lpips_fn is not None:
+        distance, distance_kind = judges.lpips_fn(img_before, img_after).flatten().cpu(), "lpips"
+    else:
+        distance, distance_kind = perceptual_distance(judges.attributes, img_before, img_after).cpu(), "judge_perceptual"
+    clip_gain = (clip_similarity(judges.clip_model, img_after, prompts) - clip_similarity(judges.clip_model, img_before, prompts)
+                 ).cpu() if judges.clip_model is not None else nan
+    good = (success == 1) & identity_kept & realistic & (preserved >= GOOD_PRESERVATION)
+    return dict(target=targets, success=success, had_it=had_it, preserved=preserved, identity_kept=identity_kept.float(),
+                realistic=realistic.float(), distance=distance, distance_kind=distance_kind, clip_gain=clip_gain,
+                good=torch.where(judged, good.float(), nan),
+                seconds=torch.full((n,), float(seconds)) if seconds is not None else nan)
+
+
+SCORE_KEYS = ("good", "success", "identity_kept", "realistic", "preserved", "distance", "clip_gain", "seconds")
+
+
+def summarize(card, select=None):
+    """Means over the items `select` (a slice, index tensor or bool mask; all by default) -> {key: float or
+    None}, the good-edit rate first. NaN items (no judged attribute) are left out of a mean; all NaN -> None."""
+    out = {}
+    for key in SCORE_KEYS:
+        v = card[key] if select is None else card[key][select]
+        v = v[~torch.isnan(v)]
+        out[key] = round(float(v.mean()), 4) if len(v) else None
+    out["n"] = len(card["success"]) if select is None else len(card["success"][select])
+    out["judged"] = bool(out["success"] is not None)
+    return out
 
 
 @torch.no_grad()

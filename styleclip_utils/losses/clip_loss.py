@@ -16,8 +16,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.prompts import check_prompts
+from ..models.nets import Judge
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def refuse_judge(model, what):
+    """Losses never optimise against a judge: an edit made to please its scorer proves nothing."""
+    if isinstance(model, Judge):
+        raise TypeError(f"{what} got {type(model).__name__}, a judge of edits; a judge is never a loss (use the "
+                        f"small CLIP / the identity net, which the scorecard does not read)")
 
 
 def to_clip_input(img, resolution):
@@ -65,6 +75,13 @@ class CLIPLoss(nn.Module):
 
         if int(views) != views or views < 0:
             raise ValueError(f"views must be an integer >= 0 (0: no augmentation), got {views!r}")
+        refuse_judge(model, "CLIPLoss")
+        prompts = check_prompts(prompts)
+        for p in prompts:  # CLIP would cut a longer text silently
+            n = int(clip.tokenize([p], context_length=1024, truncate=True)[0].argmax()) + 1  # the end token is the last
+            if n > model.context_length:
+                raise ValueError(f"prompt {p!r} is {n} tokens; this CLIP reads at most {model.context_length} "
+                                 f"(ViT-B/32: 77): shorten it")
         self.model = model.eval().requires_grad_(False)
         self.prompts = list(prompts)
         self.official = official_preprocess

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .clip_loss import refuse_judge
 from ..weights.official import FACENET_SIZE, load_arcface, load_facenet
 from ..weights.zoo import load_identity_net
 
@@ -69,6 +70,8 @@ class IDLoss(nn.Module):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown identity backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
+        if model is not None:
+            refuse_judge(model, "IDLoss")
         self.backbone = backbone
         self.preprocess = _PREPROCESS[backbone]
         self.model = (model if model is not None else _default_model(backbone, device)).eval().requires_grad_(False)

@@ -34,14 +34,23 @@ class ConvNet(nn.Module):
         self.features = nn.Sequential(_block(3, w), _block(w, 2 * w), _block(2 * w, 4 * w), _block(4 * w, 8 * w))
         self.head = nn.Linear(8 * w, cfg.out_dim)
 
-    def forward(self, img):
+    def embed(self, img):
+        """The pooled features the head reads: [B, 8 * width]."""
         if img.shape[-1] != self.cfg.in_size:
             img = F.interpolate(img, size=(self.cfg.in_size, self.cfg.in_size), mode="bilinear",
                                 align_corners=False, antialias=True)
-        return self.head(self.features(img).mean((2, 3)))
+        return self.features(img).mean((2, 3))
+
+    def forward(self, img):
+        return self.head(self.embed(img))
 
 
-class AttributeClassifier(ConvNet):
+class Judge:
+    """Marks a model that scores edits. No editing method may optimise against a judge (the losses refuse one):
+    an edit that was optimised to please its scorer proves nothing."""
+
+
+class AttributeClassifier(ConvNet, Judge):
     """Multi-label attribute judge: logits per attribute. The judge of edits — never an editing loss."""
 
     def __init__(self, cfg: ConvNetConfig, attribute_names):
@@ -112,3 +121,48 @@ def encode_text_by_length(model, tokens, chunks=4):
     order = ends.argsort()
     feats = torch.cat([model.encode_text(tokens[i, :int(ends[i].max()) + 1]) for i in order.chunk(chunks)])
     return feats[order.argsort()]
+
+
+
+class IdentityJudge(ConvNet, Judge):
+    """Predicts a face's identity traits (data/attributes.py: sex, age, skin, natural hair, eye colour, face
+    shape). "Same person" after an edit = every trait the prompt does not target reads the same. Trained on
+    renders, separately from the identity net that editing methods use as their identity loss."""
+
+    def __init__(self, cfg: ConvNetConfig, traits, n_shape):
+        sizes = [len(classes) for classes in traits.values()]
+        if cfg.out_dim != sum(sizes) + n_shape:
+            raise ValueError(f"out_dim must be {sum(sizes) + n_shape} (the trait classes and {n_shape} shape values)")
+        super().__init__(cfg)
+        self.traits, self.sizes, self.n_shape = dict(traits), sizes, n_shape
+
+    def split(self, out):
+        """Raw output [B, out_dim] -> ([B, classes] logits per trait, [B, n_shape] face shape)."""
+        *logits, shape = out.split(self.sizes + [self.n_shape], dim=1)
+        return logits, shape
+
+    @torch.no_grad()
+    def predict(self, img):
+        """-> (trait classes [B, n_traits] long, face shape [B, n_shape])."""
+        logits, shape = self.split(self(img).float())
+        return torch.stack([x.argmax(1) for x in logits], 1), shape
+
+
+class RealismJudge(ConvNet, Judge):
+    """Is an image still a face of the data's kind? One logit: real renders and unedited generated faces
+    against broken ones (blobs over the face, noise). `threshold` is calibrated so that 95% of unedited
+    generated faces (a seed training never saw) pass."""
+
+    def __init__(self, cfg: ConvNetConfig, threshold=0.5):
+        super().__init__(cfg)
+        self.threshold = threshold
+
+    @torch.no_grad()
+    def score(self, img):
+        """-> [B] probability that the image is a face of the data's kind."""
+        return torch.sigmoid(self(img).float()[:, 0])
+
+    @torch.no_grad()
+    def predict(self, img):
+        """-> bool [B]: realistic."""
+        return self.score(img) >= self.threshold

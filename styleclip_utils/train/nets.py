@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from ..weights.checkpoints import check_state_dict, load_checkpoint
 from ..losses.clip_loss import to_clip_input
-from ..data.attributes import NEUTRAL_TEXT
-from ..models.nets import (ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig,
-                           encode_text_by_length, small_clip)
+from ..data.attributes import IDENTITY_TRAITS, NEUTRAL_TEXT
+from ..models.nets import (ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet,
+                           RealismJudge, SmallCLIPConfig, encode_text_by_length, small_clip)
 from ..device import autocast, check_precision, math_attention
 from .loop import Trainer, batch_at
 
@@ -205,6 +205,74 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
             out["neutral"] = anchor.item()
         _descend(opt, sched, loss)
         return dict(out, logit_scale=model.logit_scale.exp().item(), label_captions=len(cols) if label_captions else 0)
+
+    trainer.run(step_fn, steps, stop_at, stop_by)
+    return model.eval(), trainer
+
+
+def train_identity_judge(images, trait_classes, face_shape, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0,
+                         device="cpu", precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None,
+                         stop_by=None, shape_weight=1.0):
+    """Cross-entropy on each identity trait + `shape_weight` x MSE on the face shape. Returns (judge, trainer).
+    The judge of "same person"; never the identity loss of an editing method (that is the identity net)."""
+    check_precision(precision)
+    n_shape = face_shape.shape[1]
+    cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=sum(map(len, IDENTITY_TRAITS.values())) + n_shape)
+    torch.manual_seed(seed)
+    model = IdentityJudge(cfg, IDENTITY_TRAITS, n_shape).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = warmup_cosine(opt, steps)
+    trainer = Trainer(out_dir, dict(model=model), dict(opt=opt, sched=sched),
+                      dict(kind="identity_judge", steps=steps, batch=batch, lr=lr, precision=precision,
+                           shape_weight=shape_weight, traits=list(IDENTITY_TRAITS), **asdict(cfg)),
+                      seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+
+    def step_fn(step):
+        model.train()
+        idx, x = batch_at(images, batch, step, seed, device)
+        with autocast(device, precision):
+            logits, shape = model.split(model(augment(x)).float())
+        y = trait_classes[idx].to(device)
+        ce = sum(F.cross_entropy(l, y[:, k]) for k, l in enumerate(logits)) / len(logits)
+        mse = F.mse_loss(shape, face_shape[idx].to(device))
+        _descend(opt, sched, ce + shape_weight * mse)
+        return {"ce": ce.item(), "shape_mse": mse.item()}
+
+    trainer.run(step_fn, steps, stop_at, stop_by)
+    return model.eval(), trainer
+
+
+def train_realism_judge(images, generated, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0, device="cpu",
+                        precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None, stop_by=None):
+    """Binary: real renders and unedited generated faces (uint8, half of each batch) against broken copies of
+    them drawn afresh every step (`metrics.judges.broken`: blobs, noise). Returns (judge, trainer)."""
+    from ..metrics.judges import break_faces
+
+    check_precision(precision)
+    cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=1)
+    torch.manual_seed(seed)
+    model = RealismJudge(cfg).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = warmup_cosine(opt, steps)
+    trainer = Trainer(out_dir, dict(model=model), dict(opt=opt, sched=sched),
+                      dict(kind="realism_judge", steps=steps, batch=batch, lr=lr, precision=precision,
+                           n_generated=len(generated), **asdict(cfg)),
+                      seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+
+    def step_fn(step):
+        model.train()
+        half = batch // 2
+        _, real = batch_at(images, half - half // 2, step, seed, "cpu")
+        _, fake = batch_at(generated, half // 2, step, seed + 1, "cpu")
+        good = torch.cat([real, fake])
+        bad = break_faces(good, torch.Generator().manual_seed(seed * 1_000_003 + step))
+        x = torch.cat([good, bad]).to(device).contiguous(memory_format=torch.channels_last)
+        y = torch.cat([torch.ones(len(good)), torch.zeros(len(bad))]).to(device)
+        with autocast(device, precision):
+            logits = model(augment(x)).float()[:, 0]
+        loss = F.binary_cross_entropy_with_logits(logits, y)
+        _descend(opt, sched, loss)
+        return {"bce": loss.item()}
 
     trainer.run(step_fn, steps, stop_at, stop_by)
     return model.eval(), trainer

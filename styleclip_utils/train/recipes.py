@@ -25,14 +25,14 @@ from pathlib import Path
 import torch
 
 from ..data import layout, synthfaces
-from ..data.attributes import PROMPT_ATTRIBUTES
+from ..data.attributes import FACE_SHAPE, IDENTITY_TRAITS, PROMPT_ATTRIBUTES
 from ..device import PRECISIONS, resolve_device
-from ..metrics import quality
+from ..metrics import judges, quality
 from ..models.nets import ConvNetConfig, SmallCLIPConfig
 from ..paths import DATA_DIR, RECIPES_DIR, ROOT, RUNS_DIR
 from ..weights import zoo
 from ..weights.checkpoints import load_checkpoint
-from .nets import train_classifier, train_clip, train_identity
+from .nets import train_classifier, train_clip, train_identity, train_identity_judge, train_realism_judge
 from .stylegan2 import GANConfig, train_stylegan2
 
 if sys.version_info >= (3, 11):
@@ -40,13 +40,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MODELS = ("classifier", "identity", "clip", "stylegan2")
-EXPORT_NAME = dict(classifier="classifier", identity="identity", clip="clip", stylegan2="generator")
+MODELS = ("classifier", "identity", "identity_judge", "realism_judge", "clip", "stylegan2")
+EXPORT_NAME = dict(classifier="classifier", identity="identity", identity_judge="identity_judge", realism_judge="realism",
+                   clip="clip",
+                   stylegan2="generator")
 CLIP_HALF_KEYS = ("token_embedding.weight",)  # stored in float16, as OpenAI ships CLIP (76% of its weights)
 # what each trainer takes in [train] (its keyword arguments besides data, config, seed, device, precision)
-TRAIN_KEYS = dict(classifier=("batch", "lr"), identity=("batch", "lr"),
+TRAIN_KEYS = dict(classifier=("batch", "lr"), identity=("batch", "lr"), identity_judge=("batch", "lr", "shape_weight"),
+                  realism_judge=("batch", "lr"),
                   clip=("batch", "lr", "label_captions", "label_on", "blur", "neutral"), stylegan2=())
-CONFIG_KEYS = dict(classifier=("width",), identity=("width", "out_dim"),
+CONFIG_KEYS = dict(classifier=("width",), identity=("width", "out_dim"), identity_judge=("width",),
+                   realism_judge=("width",),
                    clip=tuple(f.name for f in fields(SmallCLIPConfig)),
                    stylegan2=tuple(f.name for f in fields(GANConfig) if f.name not in ("size", "precision")))
 
@@ -181,7 +185,8 @@ def check_recipe(R):
     if not (isinstance(R.eval_images, int) and R.eval_images >= 1):
         bad(f"eval_images must be a positive integer, got {R.eval_images!r}")
     defaults = {f.name: f.default if f.default_factory is MISSING else f.default_factory()
-                for f in fields({"classifier": ConvNetConfig, "identity": ConvNetConfig, "clip": SmallCLIPConfig,
+                for f in fields({"classifier": ConvNetConfig, "identity": ConvNetConfig,
+                                 "identity_judge": ConvNetConfig, "realism_judge": ConvNetConfig, "clip": SmallCLIPConfig,
                                  "stylegan2": GANConfig}[R.model])}
     for section, values, kinds in (("config", R.config, defaults), ("train", R.train, TRAIN_TYPES)):
         for key, value in values.items():
@@ -194,7 +199,7 @@ def check_recipe(R):
     return R
 
 
-TRAIN_TYPES = dict(batch=64, lr=1e-3, label_captions=0, label_on="all", blur=0.0, neutral=0.0)
+TRAIN_TYPES = dict(batch=64, lr=1e-3, label_captions=0, label_on="all", blur=0.0, neutral=0.0, shape_weight=1.0)
 
 
 def _same_kind(value, example, key):
@@ -217,6 +222,10 @@ def model_config(R, n_attributes):
         return ConvNetConfig(in_size=size, out_dim=n_attributes, **c)
     if R.model == "identity":
         return ConvNetConfig(**dict(dict(in_size=size, out_dim=128), **c))
+    if R.model == "identity_judge":
+        return ConvNetConfig(in_size=size, out_dim=sum(map(len, IDENTITY_TRAITS.values())) + len(FACE_SHAPE), **c)
+    if R.model == "realism_judge":
+        return ConvNetConfig(in_size=size, out_dim=1, **c)
     if R.model == "clip":
         if isinstance(c.get("vision_layers"), list):  # TOML has no tuples: a list means the ResNet tower
             c["vision_layers"] = tuple(c["vision_layers"])
@@ -301,6 +310,16 @@ def train(R, out_dir=None, resume=False, progress=True, stop_by=None, data=None)
     if R.model == "identity":
         return train_identity(tr["images"], tr["identities"], run_dir, R.steps, cfg, precision=R.precision,
                               **R.train, **common)
+    if R.model == "identity_judge":
+        if "trait_classes" not in tr:
+            raise RecipeError(f"{R.name}: the identity judge trains on SynthFaces renders (their identity traits)")
+        return train_identity_judge(tr["images"], tr["trait_classes"], tr["face_shape"], run_dir, R.steps, cfg,
+                                    precision=R.precision, **R.train, **common)
+    if R.model == "realism_judge":  # real renders and the shipped generator's unedited faces pass
+        G = zoo.load_generator(dev, R.weights_dir)
+        fake = judges.generated_uint8(G, R.eval_images, seed=R.seed, device=dev)
+        return train_realism_judge(tr["images"], fake, run_dir, R.steps, cfg, precision=R.precision, **R.train,
+                                   **common)
     if R.model == "clip":
         kw = dict(R.train)
         label_on = kw.pop("label_on", "all")
@@ -328,6 +347,12 @@ def evaluate(R, model, data=None, judge=None):
         acc, threshold = quality.identity_verification(model, tr["images"], tr["identities"], te["images"],
                                                        te["identities"], device=dev)
         return dict(verification_accuracy=acc, threshold=threshold)
+    if R.model == "identity_judge":
+        return judges.identity_judge_quality(model, tr, te, device=dev)
+    if R.model == "realism_judge":  # calibrated on one seed of generated faces, measured on another
+        G = zoo.load_generator(dev, R.weights_dir)
+        model.threshold = judges.calibrate_realism(model, G, n=R.eval_images, device=dev)
+        return judges.realism_judge_quality(model, te["images"], G, device=dev)
     if R.model == "clip":
         model.load_state_dict({k: v.half().float() if k in CLIP_HALF_KEYS else v
                                for k, v in model.state_dict().items()})
@@ -354,8 +379,10 @@ def export(R, model, trainer, metrics, weights_dir=None, root=None):
         record["init"] = json.loads(init_json.read_text())
     half = ()
     sd = model.state_dict()
-    if R.model in ("classifier", "identity"):
+    if R.model in ("classifier", "identity", "identity_judge", "realism_judge"):
         record["config"] = asdict(model.cfg)
+        if R.model == "identity_judge":
+            record.update(traits=model.traits, face_shape=list(FACE_SHAPE), n_shape=model.n_shape)
         if R.model == "classifier":
             record["attributes"] = model.attribute_names
     elif R.model == "clip":
@@ -371,7 +398,7 @@ def export(R, model, trainer, metrics, weights_dir=None, root=None):
 
 
 # the quality bar of each shipped model (docs/models/*.md): what `headline` compares against
-BARS = dict(classifier=0.95, identity=0.95, clip=0.90, stylegan2=0.5)
+BARS = dict(classifier=0.95, identity=0.95, identity_judge=0.95, realism_judge=0.95, clip=0.90, stylegan2=0.5)
 
 
 def headline(R, metrics):
@@ -384,6 +411,15 @@ def headline(R, metrics):
         acc = metrics["verification_accuracy"]
         return (f"verification {100 * acc:.1f}% on held-out people, threshold cos >= {metrics['threshold']:.3f} "
                 f"(bar {100 * BARS['identity']:.0f}%: {'met' if acc >= BARS['identity'] else 'not met'})")
+    if R.model == "identity_judge":
+        acc = metrics["trait_accuracy"]
+        return (f"trait accuracy {', '.join(f'{k} {100 * v:.1f}%' for k, v in acc.items())}; same person: "
+                f"{100 * metrics['same_pairs_kept']:.1f}% of same-person pairs, {100 * metrics['different_pairs_rejected']:.1f}% "
+                f"of different-person pairs rejected (held-out people)")
+    if R.model == "realism_judge":
+        return (f"passes {100 * metrics['real_test_pass']:.1f}% of real test renders and "
+                f"{100 * metrics['generated_pass']:.1f}% of unedited generated faces; rejects "
+                + ", ".join(f"{100 * metrics[f'{k}_rejected']:.1f}% of {k}" for k in ("blob", "noise", "scramble")))
     if R.model == "clip":
         zs = metrics["zero_shot"]
         worst, over = min(zs, key=zs.get), sum(v >= BARS["clip"] for v in zs.values())

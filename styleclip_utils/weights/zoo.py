@@ -19,11 +19,12 @@ from safetensors.torch import save_file
 
 from . import checkpoints
 from .official import load_stylegan2
-from ..models.nets import AttributeClassifier, ConvNetConfig, IdentityNet, SmallCLIPConfig, small_clip
+from ..models.nets import (AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet, RealismJudge,
+                           SmallCLIPConfig, small_clip)
 from ..paths import ROOT, WEIGHTS_DIR
 
 SYNTHFACES_DIR = WEIGHTS_DIR / "synthfaces"
-NAMES = ("generator", "clip", "identity", "classifier")
+NAMES = ("generator", "clip", "identity", "classifier", "identity_judge", "realism")
 
 
 class MissingModelError(FileNotFoundError):
@@ -99,3 +100,17 @@ def load_classifier(device="cpu", root=None):
     record, sd = _load("classifier", root)
     model = AttributeClassifier(ConvNetConfig(**record["config"]), record["attributes"])
     return _finish(model, sd, "classifier", device)
+
+
+def load_identity_judge(device="cpu", root=None):
+    """The judge of "same person" (identity traits); its record holds the calibrated rule (`metrics`)."""
+    record, sd = _load("identity_judge", root)
+    model = IdentityJudge(ConvNetConfig(**record["config"]), record["traits"], record["n_shape"])
+    return _finish(model, sd, "identity_judge", device)
+
+
+def load_realism_judge(device="cpu", root=None):
+    """The realism judge, with the threshold calibrated when it was trained (its record's metrics)."""
+    record, sd = _load("realism", root)
+    model = RealismJudge(ConvNetConfig(**record["config"]), threshold=record["metrics"]["threshold"])
+    return _finish(model, sd, "realism", device)

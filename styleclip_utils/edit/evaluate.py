@@ -1,0 +1,85 @@
+"""Run a set of edits and score them with the scorecard: what notebook 03 does per space, and what the
+recipe search (`search`) does per configuration. Start faces are seeded generated faces on which the
+attribute judge does not see the prompt's attribute (any face for a prompt it cannot read).
+
+Train/held-out discipline: the search runs on SEARCH_PROMPTS and faces from SEARCH_SEED; results are
+reported on faces from seed 0 (never searched) and on HELD_OUT_PROMPTS (never searched either).
+"""
+import itertools
+import time
+
+import torch
+
+from ..data.attributes import PROMPT_ATTRIBUTES
+from ..data.prompts import check_prompts, target_column
+from ..losses.clip_loss import CLIPLoss
+from .optimize import ROW_PRESETS, EditConfig, edit
+from .scorecard import score_edits, start_codes, summarize
+
+SEARCH_PROMPTS = ["dark skin", "freckles", "red lipstick", "heavy makeup", "thick moustache", "red hair",
+                  "big lashes", "curly hair"]
+HELD_OUT_PROMPTS = [p for p in PROMPT_ATTRIBUTES if p not in SEARCH_PROMPTS]
+SEARCH_SEED = 1000   # faces the search sees; the reports use seed 0 onwards
+
+
+@torch.no_grad()
+def start_faces(G, judge, prompts, n, truncation=0.7, seed=0):
+    """n start faces per prompt -> (z [P*n, D], ws, prompt index [P*n]); prompt k draws from seed + k."""
+    zs, wss = [], []
+    for k, p in enumerate(prompts):
+        column = target_column(p)
+        if column is None:  # no attribute to avoid: any n seeded faces
+            z = torch.randn(n, G.style_dim, generator=torch.Generator().manual_seed(seed + k)).to(G.w_avg.device)
+            ws = G.broadcast(G.mapping(z, truncation))
+        else:
+            z, ws = start_codes(G, judge, column, n, truncation, seed=seed + k)
+        zs.append(z)
+        wss.append(ws)
+    index = torch.arange(len(prompts)).repeat_interleave(n).to(G.w_avg.device)
+    return torch.cat(zs), torch.cat(wss), index
+
+
+def space_config(space, **kw):
+    """A space name of the notebooks (z, w, w+, s, coarse, medium, fine) -> EditConfig."""
+    rows = space in ROW_PRESETS
+    return EditConfig(space="rows" if rows else space, rows=space if rows else "coarse", **kw)
+
+
+def run_edits(G, clip_model, id_loss, judges, prompts, n, space="w+", views=4, truncation=0.7, seed=0,
+              callback=None, progress=True, starts=None, **cfg):
+    """Edit n faces per prompt in `space` and score them -> (EditResult, scorecard dict, img_start).
+    cfg: EditConfig fields (steps, lr, l2_lambda, id_lambda, precision). `starts`: start_faces(...) to reuse."""
+    prompts = check_prompts(prompts)
+    z0, ws0, index = starts or start_faces(G, judges.attributes, prompts, n, truncation, seed)
+    with torch.no_grad():
+        img0 = G.synthesis(ws0)
+    loss = CLIPLoss(clip_model, prompts, views=views, seed=seed)
+    res = edit(G, loss, index, ws0, space_config(space, truncation_psi=truncation, **cfg), z_start=z0,
+               id_loss=id_loss, img_start=img0, callback=callback, progress=progress)
+    card = score_edits(judges, img0, res.img, [prompts[i] for i in index.tolist()], seconds=res.seconds / len(index))
+    return res, card, img0
+
+
+def search(G, clip_model, id_loss, judges, grid, prompts=SEARCH_PROMPTS, n=2, seed=SEARCH_SEED, base=None,
+           progress=False, log=print):
+    """Score every configuration of `grid` ({field: [values]}; fields of EditConfig plus space and views) on the
+    search prompts and faces -> rows sorted by good-edit rate (best first), each with its parameters."""
+    base = dict(dict(space="w+", views=4, steps=40, lr=0.1, l2_lambda=0.008, id_lambda=0.005, precision="bf16"),
+                **(base or {}))
+    starts = start_faces(G, judges.attributes, prompts, n, 0.7, seed)
+    keys = list(grid)
+    rows = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        params = dict(base, **dict(zip(keys, values)))
+        t = time.time()
+        _, card, _ = run_edits(G, clip_model, id_loss, judges, prompts, n, seed=seed, starts=starts,
+                               progress=progress, **params)
+        rows.append(dict(params, **summarize(card), wall_s=round(time.time() - t, 1)))
+        log(f"{params} -> good {rows[-1]['good']:.3f} success {rows[-1]['success']:.3f} "
+            f"identity {rows[-1]['identity_kept']:.3f} realistic {rows[-1]['realistic']:.3f}")
+    return sorted(rows, key=lambda r: -r["good"])
+
+
+def recipe_of(row):
+    """The edit parameters of a search row."""
+    return {k: row[k] for k in ("space", "views", "steps", "lr", "l2_lambda", "id_lambda", "precision")}
