@@ -2,7 +2,7 @@
 SEARCH_PROMPTS, SEARCH_SEED); the chosen recipe is then reported by notebook 03 on faces and prompts the
 search never saw. Writes runs/edit_search/search.json and prints the table (docs/edit-recipe-search.md).
 
-    python scripts/search_edit_recipe.py            # stage 1: space x identity weight; stage 2: lr, steps, L2
+    python scripts/search_edit_recipe.py [N]        # stage 1: space x identity weight; stage 2: lr x L2 (N faces/prompt)
 """
 import json
 import sys
@@ -33,15 +33,12 @@ def main():
     judges = load_judges(clip_model=clip_model)
     id_loss = IDLoss("synthfaces", zoo.load_identity_net())
     t0 = time.time()
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    stage1 = search(G, clip_model, id_loss, judges, dict(space=["w+", "w", "z", "s", "coarse", "medium", "fine"],
-                                                         id_lambda=[0.005, 0.05, 0.3]), n=n)
-    best_spaces = list(dict.fromkeys(r["space"] for r in stage1))[:2]
-    stage2 = []
-    for space in best_spaces:
-        id_lambda = next(r["id_lambda"] for r in stage1 if r["space"] == space)
-        stage2 += search(G, clip_model, id_loss, judges, dict(lr=[0.03, 0.1], steps=[40, 80], l2_lambda=[0.008, 0.05]),
-                         n=n, base=dict(space=space, id_lambda=id_lambda))
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    stage1 = search(G, clip_model, id_loss, judges, dict(space=["w+", "w", "s", "coarse", "medium", "fine"],
+                                                         id_lambda=[0.005, 0.3]), n=n)
+    best = stage1[0]
+    stage2 = search(G, clip_model, id_loss, judges, dict(lr=[0.03, 0.1], l2_lambda=[0.008, 0.05]), n=n,
+                    base=dict(space=best["space"], id_lambda=best["id_lambda"]))
     rows = sorted(stage1 + stage2, key=lambda r: -r["good"])
     out = RUNS_DIR / "edit_search"
     out.mkdir(parents=True, exist_ok=True)
@@ -49,7 +46,7 @@ def main():
                                                      stage2=stage2, best=recipe_of(rows[0]),
                                                      seconds=round(time.time() - t0)), indent=1) + "\n")
     print("## stage 1: space x identity weight\n\n" + table(stage1))
-    print("\n## stage 2: lr, steps, L2 for the two best spaces\n\n" + table(stage2))
+    print("\n## stage 2: lr x L2 in the best space of stage 1\n\n" + table(stage2))
     print(f"\nbest: {recipe_of(rows[0])} ({time.time() - t0:.0f} s)")
 
 

@@ -64,16 +64,18 @@ def save_figure(fig, path, dpi=110, also=None):
 
 
 def before_after(before, after, labels, cell=1.25, fontsize=8):
-    """Two rows: the start faces, and each face edited towards its label (one column per edit)."""
+    """Rows: the start faces, then each face edited towards its label (one column per edit). `after`: images,
+    or {row name: images} for several rows (e.g. one per latent space)."""
+    rows = {"before": before, **(after if isinstance(after, dict) else {"after": after})}
     n = len(labels)
-    fig, axes = plt.subplots(2, n, figsize=(n * cell, 2 * cell + 0.3), squeeze=False)
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * cell, len(rows) * cell + 0.3), squeeze=False)
+    for i, (name, images) in enumerate(rows.items()):
+        for j in range(n):
+            axes[i, j].imshow(to_uint8(images[j]), interpolation="nearest")
+            axes[i, j].set_xticks([]), axes[i, j].set_yticks([])
+        axes[i, 0].set_ylabel(name, fontsize=fontsize)
     for j in range(n):
-        for row, img in ((0, before[j]), (1, after[j])):
-            axes[row, j].imshow(to_uint8(img), interpolation="nearest")
-            axes[row, j].set_xticks([]), axes[row, j].set_yticks([])
         axes[0, j].set_title(labels[j], fontsize=fontsize, pad=3)
-    axes[0, 0].set_ylabel("before", fontsize=fontsize)
-    axes[1, 0].set_ylabel("after", fontsize=fontsize)
     fig.tight_layout(pad=0.3)
     return fig
 

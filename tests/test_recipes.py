@@ -22,8 +22,8 @@ def test_every_recipe_file_loads(name):
     R = recipes.load_recipe(name)
     assert R.name == name and R.run_name == name
     cfg = recipes.model_config(R, 53)
-    kind = {"classifier": "ConvNetConfig", "identity": "ConvNetConfig", "clip": "SmallCLIPConfig",
-            "stylegan2": "GANConfig"}[R.model]
+    kind = {"classifier": "ConvNetConfig", "identity": "ConvNetConfig", "identity_judge": "ConvNetConfig",
+            "realism_judge": "ConvNetConfig", "clip": "SmallCLIPConfig", "stylegan2": "GANConfig"}[R.model]
     assert type(cfg).__name__ == kind
     assert getattr(cfg, "size", getattr(cfg, "in_size", R.data["size"])) == R.data["size"]
 

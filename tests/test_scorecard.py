@@ -144,15 +144,17 @@ def to_float(x):
 
 @pytest.mark.slow
 def test_the_perfect_edit_scores_good(shipped):
-    """The renderer switches on only the target: identity, realism and preservation hold on >= 90% of the
-    edits the attribute judge sees succeed (what is left is the attribute judge's own accuracy)."""
+    """The renderer switches on only the target: the attribute judge sees it, the person and the other
+    attributes stay, and the edited renders are as realistic to the judge as the originals. What keeps the
+    good-edit rate under 100% is the judges' own accuracy (measured: 84%; the realism judge passes ~94% of
+    real renders, by its calibration on generated faces)."""
     before, after, prompts, _ = perfect_edits()
     card = score_edits(shipped, to_float(before), to_float(after), prompts)
-    seen = card["success"] == 1
-    rest = (card["identity_kept"] == 1) & (card["realistic"] == 1) & (card["preserved"] >= 0.9)
-    assert seen.float().mean() >= 0.8
-    assert rest[seen].float().mean() >= 0.9
-    assert summarize(card)["good"] >= 0.7
+    assert card["success"].mean() >= 0.9
+    assert card["identity_kept"].mean() >= 0.95 and (card["preserved"] >= 0.9).float().mean() >= 0.95
+    unedited = score_edits(shipped, to_float(before), to_float(before), prompts)["realistic"].mean()
+    assert card["realistic"].mean() >= unedited - 0.05
+    assert summarize(card)["good"] >= 0.8
 
 
 @pytest.mark.slow

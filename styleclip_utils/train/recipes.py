@@ -45,6 +45,8 @@ EXPORT_NAME = dict(classifier="classifier", identity="identity", identity_judge=
                    clip="clip",
                    stylegan2="generator")
 CLIP_HALF_KEYS = ("token_embedding.weight",)  # stored in float16, as OpenAI ships CLIP (76% of its weights)
+# stored wholly in float16 (the shipped weights' 40 MB budget); measured after the rounding, as they ship
+HALF_MODELS = ("identity_judge", "realism_judge")
 # what each trainer takes in [train] (its keyword arguments besides data, config, seed, device, precision)
 TRAIN_KEYS = dict(classifier=("batch", "lr"), identity=("batch", "lr"), identity_judge=("batch", "lr", "shape_weight"),
                   realism_judge=("batch", "lr"),
@@ -335,11 +337,16 @@ def evaluate(R, model, data=None, judge=None):
 
     classifier: mean accuracy over attributes in >= 5% of images; identity: verification accuracy with the
     threshold calibrated on train people; clip: zero-shot balanced accuracy per prompt, measured with the
-    token embedding rounded to float16 as it ships (the model is rounded in place); stylegan2: attribute
+    token embedding rounded to float16 as it ships (the model is rounded in place; so are the judges, which ship
+    wholly in float16); identity_judge: trait accuracy and the calibrated same-person rule; realism_judge: the
+    calibrated threshold and pass/reject rates on labelled sets; stylegan2: attribute
     frequencies of `eval_images` generated faces, as the judge (`judge`, else the shipped classifier) sees
     them, against the data's."""
     dev = resolve_device(R.device)
     _, tr, te = data or load_data(R)
+    if R.model in HALF_MODELS:  # measured as the file will hold it
+        model.load_state_dict({k: v.half().float() if v.is_floating_point() else v
+                               for k, v in model.state_dict().items()})
     if R.model == "classifier":
         per_attr, mean_acc = quality.classifier_accuracy(model, te["images"], te["attrs"], device=dev)
         return dict(mean_accuracy=mean_acc, per_attribute=per_attr)
@@ -377,8 +384,8 @@ def export(R, model, trainer, metrics, weights_dir=None, root=None):
     init_json = trainer.out_dir / "init.json"
     if init_json.is_file():
         record["init"] = json.loads(init_json.read_text())
-    half = ()
     sd = model.state_dict()
+    half = tuple(k for k, v in sd.items() if v.is_floating_point()) if R.model in HALF_MODELS else ()
     if R.model in ("classifier", "identity", "identity_judge", "realism_judge"):
         record["config"] = asdict(model.cfg)
         if R.model == "identity_judge":
