@@ -77,7 +77,9 @@ def check_03(preset, prompts, free_prompts, spaces, space, steps, lr, l2_lambda,
     known = list(SPACES) + list(ROW_PRESETS)
     if isinstance(spaces, str) or not spaces or any(s not in known for s in spaces):
         raise ValueError(f"spaces must be a non-empty list from {known}; got {spaces!r}")
-    one_of("space", space, known)
+    if space not in spaces:
+        raise ValueError(f"space (the recipe's, for the figures and free_prompts) must be one of spaces {spaces}, "
+                         f"got {space!r}")
     positive_int("steps", steps, 100_000)
     positive_int("n_images", n_images, 1000)
     if not (isinstance(clip_views, int) and clip_views >= 0):

@@ -54,7 +54,8 @@ GOOD_03 = dict(preset="synthfaces", prompts=["red hair"], free_prompts=[], space
     (dict(prompts=["red hair", " "]), "a prompt is empty"),
     (dict(free_prompts="a clown"), "prompts must be a list of prompts"),
     (dict(spaces=["q"]), "spaces must be a non-empty list"),
-    (dict(space="q"), "space must be one of"),
+    (dict(space="q"), "space .* must be one of spaces"),
+    (dict(space="fine"), "space .* must be one of spaces \\['w\\+'\\]"),
     (dict(steps=0), "steps must be an integer >= 1"),
     (dict(n_images=1.5), "n_images must be an integer >= 1"),
     (dict(clip_views=-1), "clip_views must be an integer >= 0"),
@@ -196,7 +197,7 @@ def test_00_trains_resumes_evaluates_and_exports(tmp_path, tiny_weights):
 
 @pytest.mark.slow
 def test_03_compares_spaces(tiny_weights, tmp_path):
-    params = dict(prompts=["red hair", "a vampire"], free_prompts=["ginger"], spaces=["z", "w+", "coarse", "s"],
+    params = dict(prompts=["red hair", "a vampire"], free_prompts=["ginger"], spaces=["z", "w+", "coarse", "s"], space="s",
                   steps=3, n_images=2, clip_views=2, weights_dir=str(tiny_weights), out_dir=str(tmp_path))
     out = run_notebook("03_latent_optimization", params, out_dir=tmp_path, progress=False)
     metrics = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON (None, never NaN)

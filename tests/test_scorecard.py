@@ -124,7 +124,7 @@ def perfect_edits(n_per_prompt=12, size=64, seed=0):
             if not attributes.labels(idn2, look2)[column]:
                 continue
             for out, (i, lk) in ((before, (idn, look)), (after, (idn2, look2))):
-                out.append(torch.from_numpy(np.asarray(render.render_face(i, lk, pose, size, bg)[0])).permute(2, 0, 1))
+                out.append(torch.from_numpy(np.array(render.render_face(i, lk, pose, size, bg)[0])).permute(2, 0, 1))
             prompts.append(prompt)
             people.append(idn)
             k += 1
@@ -175,7 +175,7 @@ def test_broken_images_are_never_good(shipped):
             skin = [sum(x.skin > e for e in attributes.SKIN_EDGES) for x in (o, idn)]
             if o.male != idn.male and skin[0] != skin[1] and attributes.labels(o, look)[column]:
                 break
-        others.append(torch.from_numpy(np.asarray(render.render_face(o, look, render.sample_pose(rng), 64,
+        others.append(torch.from_numpy(np.array(render.render_face(o, look, render.sample_pose(rng), 64,
                                                                        render.sample_background(rng))[0])).permute(2, 0, 1))
     card = score_edits(shipped, to_float(before), to_float(torch.stack(others)), prompts)
     assert summarize(card)["good"] == 0.0
