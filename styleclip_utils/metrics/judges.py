@@ -7,7 +7,7 @@ calibrated on training people or on unedited generated faces, before any edit is
 import torch
 
 from ..data.attributes import IDENTITY_TRAITS, TRAITS_AN_EDIT_MAY_CHANGE
-from .quality import _batches, generated_faces, verification_pairs
+from .quality import _batches, generated_faces, to_uint8, verification_pairs  # noqa: F401 (to_uint8: re-exported)
 
 TRAIT_NAMES = tuple(IDENTITY_TRAITS)
 
@@ -81,11 +81,6 @@ def identity_judge_quality(judge, train, test, n_pairs=1000, seed=0, consistency
 def embed(classifier, images, batch=256, device="cpu"):
     """uint8 images -> the classifier's pooled features [N, D] (what KID reads)."""
     return torch.cat([classifier.embed(x.to(device)).float().cpu() for x in _batches(images, batch)])
-
-
-def to_uint8(img):
-    """[-1, 1] float images -> uint8, as a saved image would be."""
-    return ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
 
 
 BLOB_COLOURS = torch.tensor([[-0.85, -0.88, -0.88], [0.8, -0.14, -0.76], [0.6, -0.44, -0.76], [0.07, -0.55, 0.43],

@@ -118,6 +118,11 @@ def identity_verification(id_net, calib_images, calib_ids, test_images, test_ids
     return float(acc), threshold
 
 
+def to_uint8(img):
+    """[-1, 1] float images -> uint8 on CPU, as a saved image would be."""
+    return ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
 def generated_faces(G, n, batch=100, truncation_psi=1.0, seed=0, device="cpu"):
     """n generated faces from seeded z (on CPU, so the same on every device), in batches: yields images."""
     g = torch.Generator().manual_seed(seed)
@@ -140,8 +145,7 @@ def generated_clip_rates(G, clip_model, n=2000, batch=100, seed=0, device="cpu",
     """Share of the same n generated faces as `generated_attribute_frequencies` (same seed) that the CLIP calls
     "<prompt>" (`clip_says`), as 8-bit images the way a saved sample is. Next to the classifier's count this
     shows whether the CLIP, which the GAN's vision-aided losses read, sees a frequency gap the judge sees."""
-    images = torch.cat([((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
-                        for img in generated_faces(G, n, batch, seed=seed, device=device)])
+    images = torch.cat([to_uint8(img) for img in generated_faces(G, n, batch, seed=seed, device=device)])
     return {prompt: round(float(says.float().mean()), 4)
             for prompt, says in clip_says(clip_model, images, prompts, device).items()}
 

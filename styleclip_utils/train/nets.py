@@ -43,6 +43,18 @@ def warmup_cosine(opt, steps, warmup_frac=0.05):
                                                                 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))))
 
 
+def _adamw_run(out_dir, modules, steps, lr, config, seed, device, ckpt_every, log_every, progress,
+               weight_decay=1e-4, **adamw):
+    """AdamW over every module's parameters (in `modules`' order), the warm-up-cosine schedule, and the Trainer
+    that checkpoints them: the set-up every net trainer shares -> (opt, sched, trainer)."""
+    params = [p for m in modules.values() for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **adamw)
+    sched = warmup_cosine(opt, steps)
+    trainer = Trainer(out_dir, modules, dict(opt=opt, sched=sched), config, seed=seed, device=device,
+                      ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+    return opt, sched, trainer
+
+
 def _descend(opt, sched, loss):
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -58,12 +70,10 @@ def train_classifier(images, attrs, attribute_names, out_dir, steps, cfg=None, b
     cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=attrs.shape[1])
     torch.manual_seed(seed)
     model = AttributeClassifier(cfg, attribute_names).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = warmup_cosine(opt, steps)
-    trainer = Trainer(out_dir, dict(model=model), dict(opt=opt, sched=sched),
-                      dict(kind="attribute_classifier", steps=steps, batch=batch, lr=lr, precision=precision,
-                           attributes=list(attribute_names), **asdict(cfg)),
-                      seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+    config = dict(kind="attribute_classifier", steps=steps, batch=batch, lr=lr, precision=precision,
+                  attributes=list(attribute_names), **asdict(cfg))
+    opt, sched, trainer = _adamw_run(out_dir, dict(model=model), steps, lr, config, seed, device, ckpt_every,
+                                     log_every, progress)
 
     def step_fn(step):
         model.train()
@@ -87,12 +97,10 @@ def train_identity(images, identities, out_dir, steps, cfg=None, batch=64, lr=2e
     torch.manual_seed(seed)
     model = IdentityNet(cfg).to(device, memory_format=torch.channels_last)
     head = ArcMarginHead(cfg.out_dim, len(classes)).to(device)
-    opt = torch.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=lr, weight_decay=1e-4)
-    sched = warmup_cosine(opt, steps)
-    trainer = Trainer(out_dir, dict(model=model, head=head), dict(opt=opt, sched=sched),
-                      dict(kind="identity_net", steps=steps, batch=batch, lr=lr, precision=precision,
-                           n_identities=len(classes), **asdict(cfg)),
-                      seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+    config = dict(kind="identity_net", steps=steps, batch=batch, lr=lr, precision=precision,
+                  n_identities=len(classes), **asdict(cfg))
+    opt, sched, trainer = _adamw_run(out_dir, dict(model=model, head=head), steps, lr, config, seed, device, ckpt_every,
+                                     log_every, progress)
 
     def step_fn(step):
         model.train()
@@ -154,14 +162,12 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
         check_state_dict(model, sd, what=f"CLIP init {init}")
         model.load_state_dict(sd)
     model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1, betas=(0.9, 0.98), eps=1e-6)
-    sched = warmup_cosine(opt, steps)
-    trainer = Trainer(out_dir, dict(model=model), dict(opt=opt, sched=sched),
-                      dict(kind="small_clip", steps=steps, batch=batch, lr=lr, precision=precision,
-                           label_captions=label_captions, blur=blur, neutral=neutral, **asdict(cfg),
-                           init=Path(init).name if init else None,
-                           **({"label_columns": sorted(label_columns)} if label_columns is not None else {})),
-                      seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+    config = dict(kind="small_clip", steps=steps, batch=batch, lr=lr, precision=precision,
+                  label_captions=label_captions, blur=blur, neutral=neutral, **asdict(cfg),
+                  init=Path(init).name if init else None,
+                  **({"label_columns": sorted(label_columns)} if label_columns is not None else {}))
+    opt, sched, trainer = _adamw_run(out_dir, dict(model=model), steps, lr, config, seed, device, ckpt_every,
+                                     log_every, progress, weight_decay=0.1, betas=(0.9, 0.98), eps=1e-6)
 
     def step_fn(step):
         model.train()
@@ -220,12 +226,10 @@ def train_identity_judge(images, trait_classes, face_shape, out_dir, steps, cfg=
     cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=sum(map(len, IDENTITY_TRAITS.values())) + n_shape)
     torch.manual_seed(seed)
     model = IdentityJudge(cfg, IDENTITY_TRAITS, n_shape).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = warmup_cosine(opt, steps)
-    trainer = Trainer(out_dir, dict(model=model), dict(opt=opt, sched=sched),
-                      dict(kind="identity_judge", steps=steps, batch=batch, lr=lr, precision=precision,
-                           shape_weight=shape_weight, traits=list(IDENTITY_TRAITS), **asdict(cfg)),
-                      seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+    config = dict(kind="identity_judge", steps=steps, batch=batch, lr=lr, precision=precision,
+                  shape_weight=shape_weight, traits=list(IDENTITY_TRAITS), **asdict(cfg))
+    opt, sched, trainer = _adamw_run(out_dir, dict(model=model), steps, lr, config, seed, device, ckpt_every,
+                                     log_every, progress)
 
     def step_fn(step):
         model.train()
@@ -252,12 +256,10 @@ def train_realism_judge(images, generated, out_dir, steps, cfg=None, batch=64, l
     cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=1)
     torch.manual_seed(seed)
     model = RealismJudge(cfg).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = warmup_cosine(opt, steps)
-    trainer = Trainer(out_dir, dict(model=model), dict(opt=opt, sched=sched),
-                      dict(kind="realism_judge", steps=steps, batch=batch, lr=lr, precision=precision,
-                           n_generated=len(generated), **asdict(cfg)),
-                      seed=seed, device=device, ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+    config = dict(kind="realism_judge", steps=steps, batch=batch, lr=lr, precision=precision,
+                  n_generated=len(generated), **asdict(cfg))
+    opt, sched, trainer = _adamw_run(out_dir, dict(model=model), steps, lr, config, seed, device, ckpt_every,
+                                     log_every, progress)
 
     def step_fn(step):
         model.train()
