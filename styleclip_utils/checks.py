@@ -1,16 +1,68 @@
 """Notebook parameters, checked before any work: one function per notebook, called by its second cell with
 the values of its `parameters` cell. Each raises a ValueError (FileNotFoundError for a missing file) that
 names the parameter and says what to give; it returns what the notebook uses next."""
+import tempfile
+from numbers import Real
 from pathlib import Path
 
 from .data.prompts import check_prompts
 from .device import PRECISIONS, resolve_device
+from .paths import RUNS_DIR
+
+PRESETS = ("synthfaces", "ffhq")
 
 
 def positive_int(name, value, upper=None):
     if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1 and (upper is None or value <= upper)):
         raise ValueError(f"{name} must be an integer >= 1{f' and <= {upper}' if upper else ''}, got {value!r}")
     return value
+
+
+def integer(name, value):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def number(name, value, low, high, low_open=False):
+    """A real number in [low, high] ((low, high] with low_open); bools and strings are not numbers."""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and (value > low if low_open else value >= low) \
+        and value <= high
+    if not ok:
+        raise ValueError(f"{name} must be a number in {'(' if low_open else '['}{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def flag(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def existing_file(name, value, what):
+    """'' (not given) or the path of an existing file."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a path (a string; '' for the default), got {value!r}")
+    if value and not Path(value).expanduser().is_file():
+        raise FileNotFoundError(f"{name}={value!r} is not a file: give the path of {what}, or '' for the default")
+    return value
+
+
+def writable_dir(name, value, default):
+    """The output folder (`default` when value is ''): created if needed and proved writable by writing and
+    removing a temp file, before any work is done, so that a long run cannot fail at its last cell."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a folder path (a string; '' for {default}), got {value!r}")
+    path = Path(value).expanduser() if value else Path(default)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name}={str(path)!r} is a file, not a folder: give a folder (it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise ValueError(f"{name}={str(path)!r} is not writable ({e.strerror}): give a folder you can write to") from e
+    return path
 
 
 def one_of(name, value, choices):
@@ -29,9 +81,10 @@ def check_00(recipe, steps, n_images, overrides, resume, export, device, weights
         raise ValueError(f"n_images must be 0 (the recipe's own) or an integer >= 20, got {n_images!r}")
     if not isinstance(overrides, dict):
         raise ValueError(f"overrides must be a dict of recipe values, e.g. {{'train.lr': 1e-3}}, got {overrides!r}")
-    for name, flag in (("resume", resume), ("export", export)):
-        if not isinstance(flag, bool):
-            raise ValueError(f"{name} must be True or False, got {flag!r}")
+    flag("resume", resume)
+    flag("export", export)
+    if out_dir:
+        writable_dir("out_dir", out_dir, RUNS_DIR / "train")
     changes = dict(overrides)
     if steps:
         changes["steps"] = steps
@@ -58,19 +111,20 @@ def check_01(dataset, data_dir, n_images, size, seed, photo, align_size, figures
         raise ValueError(f"align_size must be an integer in [64, 1024], got {align_size!r}")
     if photo and not Path(photo).is_file():
         raise ValueError(f"photo {photo!r} does not exist; give a path to an image file, or '' for the demo scene")
-    if not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    integer("seed", seed)
+    writable_dir("out_dir", out_dir, RUNS_DIR / "01_data_prep")
+    if figures_dir:
+        writable_dir("figures_dir", figures_dir, "")
 
 
 def check_03(preset, prompts, free_prompts, spaces, space, steps, lr, l2_lambda, id_lambda, clip_views, n_images,
-             truncation, seed, device, precision, weights_dir, figures_dir, out_dir):
+             truncation, seed, official_preprocess, batch, generator, clip, arcface, latents, device, precision,
+             weights_dir, figures_dir, out_dir):
     """Notebook 03 -> the torch.device to run on. Prompts are free text (an empty one, or a string where a list
-    is expected, is an error)."""
+    is expected, is an error). Paths must exist; out_dir (and figures_dir) must be writable folders."""
     from .edit.optimize import ROW_PRESETS, SPACES
 
-    if preset != "synthfaces":
-        raise ValueError(f"preset must be 'synthfaces', got {preset!r} (the real files' preset is not in this "
-                         "notebook yet: see docs/real-pipeline.md)")
+    one_of("preset", preset, PRESETS)
     check_prompts(prompts)
     if free_prompts:
         check_prompts(free_prompts)
@@ -81,10 +135,32 @@ def check_03(preset, prompts, free_prompts, spaces, space, steps, lr, l2_lambda,
         raise ValueError(f"space (the recipe's, for the figures and free_prompts) must be one of spaces {spaces}, "
                          f"got {space!r}")
     positive_int("steps", steps, 100_000)
-    positive_int("n_images", n_images, 1000)
-    if not (isinstance(clip_views, int) and clip_views >= 0):
-        raise ValueError(f"clip_views must be an integer >= 0 (0: no augmentation), got {clip_views!r}")
-    if not (lr > 0 and l2_lambda >= 0 and id_lambda >= 0 and 0 <= truncation <= 1):
-        raise ValueError("need lr > 0, l2_lambda >= 0, id_lambda >= 0 and truncation in [0, 1]")
+    positive_int("n_images", n_images, 256)  # per prompt; all of them are one batch
+    if not (isinstance(clip_views, int) and not isinstance(clip_views, bool) and 0 <= clip_views <= 64):
+        raise ValueError(f"clip_views must be an integer in [0, 64] (0: no augmentation), got {clip_views!r}")
+    number("lr", lr, 0, 10, low_open=True)  # official 0.1; far above 1 an edit explodes
+    number("l2_lambda", l2_lambda, 0, 1e3)
+    number("id_lambda", id_lambda, 0, 1e3)
+    number("truncation", truncation, 0, 1)
+    integer("seed", seed)
+    flag("official_preprocess", official_preprocess)
+    if not (isinstance(batch, int) and not isinstance(batch, bool) and 0 <= batch <= 4096):
+        raise ValueError(f"batch must be an integer in [0, 4096] (0: every edit at once), got {batch!r}")
+    if latents and "z" in spaces:
+        raise ValueError("a latents file holds W+ codes, which have no z: drop 'z' from spaces, or leave latents ''")
+    for name, value, what in (("generator", generator, "a StyleGAN2 checkpoint (.pt / .safetensors)"),
+                              ("clip", clip, "a CLIP ViT file (OpenAI archive or state dict)"),
+                              ("arcface", arcface, "model_ir_se50.pth"),
+                              ("latents", latents, "a latents file [N, n_latent, 512] (e.g. test_faces.pt)")):
+        existing_file(name, value, what)
+        if value and preset == "synthfaces" and name != "latents":
+            raise ValueError(f"{name} is a file of the real pipeline: use it with preset='ffhq' (SynthFaces models "
+                             f"come from weights_dir)")
+    if weights_dir and preset == "ffhq":
+        raise ValueError("weights_dir holds SynthFaces models: with preset='ffhq' give generator/clip/arcface paths "
+                         "(or '' for the cache)")
     one_of("precision", precision, PRECISIONS)
+    writable_dir("out_dir", out_dir, RUNS_DIR / "03_latent_optimization")
+    if figures_dir:
+        writable_dir("figures_dir", figures_dir, "")
     return resolve_device(device)

@@ -9,13 +9,13 @@ notebook that looks like a finished run; papermill's own error (the failing cell
 """
 import argparse
 import ast
-import json
 import os
 import sys
 import time
 
 from pathlib import Path
 
+from .files import write_json
 from .paths import NOTEBOOKS_DIR, ROOT, RUNS_DIR
 
 
@@ -79,7 +79,7 @@ def run_notebook(name, parameters=None, out_dir=None, progress=True, inplace=Fal
         _clean_for_commit(tmp, src.name)
     os.replace(tmp, out)
     record = dict(notebook=src.name, parameters=parameters, seconds=round(time.time() - t0, 1))
-    (out_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json(out_dir / "run.json", record)
     return out
 
 

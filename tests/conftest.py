@@ -90,6 +90,14 @@ def tiny_weights(tmp_path_factory):
     return save_dummy_weights(tmp_path_factory.mktemp("tiny_weights"))
 
 
+@pytest.fixture(scope="session")
+def official_files(tmp_path_factory):
+    """Random weights in the official layouts (tests/official_files.py), written once per session (~10 s)."""
+    from official_files import write_official_files
+
+    return write_official_files(tmp_path_factory.mktemp("official"))
+
+
 def write_recipe(path, text):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

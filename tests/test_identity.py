@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from styleclip_utils.losses.identity import IDLoss, arcface_preprocess, facenet_preprocess
 from styleclip_utils.models.arcface import Backbone
+from official_files import arcface_ir_se50
 from styleclip_utils.weights.checkpoints import CheckpointError
 from styleclip_utils.weights.official import load_arcface, load_facenet
 from styleclip_utils.models.nets import ConvNetConfig, IdentityNet
@@ -20,29 +21,9 @@ from styleclip_utils.weights.registry import MissingWeightsError
 MANIFEST = Path(__file__).parent / "data" / "arcface_irse50_manifest.json"
 
 
-def random_arcface_state(seed=0):
-    """A state dict with exactly the manifest's keys and shapes, with values a trained net could have:
-    fan-in scaled weights and BN stats away from their defaults, so every buffer matters and nothing blows up."""
-    g = torch.Generator().manual_seed(seed)
-    shapes = json.loads(MANIFEST.read_text())["state_dict_shapes"]
-    sd = {}
-    for k, shape in shapes.items():
-        if k.endswith("num_batches_tracked"):
-            sd[k] = torch.tensor(100)
-        elif k.endswith("running_var"):
-            sd[k] = torch.rand(shape, generator=g) + 0.5
-        elif k.endswith(("running_mean", "bias")):
-            sd[k] = 0.1 * torch.randn(shape, generator=g)
-        elif len(shape) == 1:  # BatchNorm / PReLU weight
-            sd[k] = 1 + 0.1 * torch.randn(shape, generator=g)
-        else:
-            sd[k] = torch.randn(shape, generator=g) / math.sqrt(math.prod(shape[1:]))
-    return sd
-
-
 @pytest.fixture(scope="module")
 def arcface_sd():
-    return random_arcface_state()
+    return arcface_ir_se50()
 
 
 @pytest.fixture(scope="module")

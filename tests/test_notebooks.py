@@ -42,13 +42,17 @@ def test_check_01(bad, message):
 
 
 GOOD_03 = dict(preset="synthfaces", prompts=["red hair"], free_prompts=[], spaces=["w+"], space="w+", steps=40,
-               lr=0.1, l2_lambda=0.008,
-               id_lambda=0.005, clip_views=4, n_images=3, truncation=0.7, seed=0, device="auto", precision="bf16",
-               weights_dir="", figures_dir="", out_dir="")
+               lr=0.1, l2_lambda=0.008, id_lambda=0.005, clip_views=4, n_images=3, truncation=0.7, seed=0,
+               official_preprocess=False, batch=0, generator="", clip="", arcface="", latents="", device="auto",
+               precision="bf16", weights_dir="", figures_dir="", out_dir="")
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(preset="ffhq"), "preset must be 'synthfaces'"),
+    (dict(preset="stylegan3"), "preset must be one of \\['synthfaces', 'ffhq'\\]"),
+    (dict(generator="/nonexistent.pt", preset="ffhq"), "generator='/nonexistent.pt' is not a file"),
+    (dict(generator=__file__), "use it with preset='ffhq'"),
+    (dict(preset="ffhq", weights_dir="data"), "weights_dir holds SynthFaces models"),
+    (dict(latents=__file__, spaces=["z", "w+"]), "drop 'z' from spaces"),
     (dict(prompts="red hair"), "prompts must be a list of prompts, e.g. \\['red hair'\\]"),
     (dict(prompts=[]), "prompts must be a non-empty list"),
     (dict(prompts=["red hair", " "]), "a prompt is empty"),
@@ -58,16 +62,26 @@ GOOD_03 = dict(preset="synthfaces", prompts=["red hair"], free_prompts=[], space
     (dict(space="fine"), "space .* must be one of spaces \\['w\\+'\\]"),
     (dict(steps=0), "steps must be an integer >= 1"),
     (dict(n_images=1.5), "n_images must be an integer >= 1"),
-    (dict(clip_views=-1), "clip_views must be an integer >= 0"),
-    (dict(lr=0), "need lr > 0"),
-    (dict(truncation=1.5), "truncation in \\[0, 1\\]"),
+    (dict(clip_views=-1), "clip_views must be an integer in \\[0, 64\\]"),
+    (dict(lr=0), "lr must be a number in \\(0, 10\\]"),
+    (dict(lr=1e9), "lr must be a number in \\(0, 10\\]"),
+    (dict(lr="0.1"), "lr must be a number"),
+    (dict(l2_lambda=True), "l2_lambda must be a number"),
+    (dict(truncation=1.5), "truncation must be a number in \\[0, 1\\]"),
+    (dict(seed=1.5), "seed must be an integer"),
+    (dict(seed=True), "seed must be an integer"),
+    (dict(steps="40"), "steps must be an integer >= 1"),
+    (dict(n_images=100_000), "n_images must be an integer >= 1 and <= 256"),
+    (dict(batch=-1), "batch must be an integer in \\[0, 4096\\]"),
+    (dict(official_preprocess="yes"), "official_preprocess must be True or False"),
+    (dict(out_dir=__file__), "is a file, not a folder"),
     (dict(device="tpu"), "device must be one of"),
     (dict(precision="fp16"), "precision must be one of"),
 ])
 def test_check_03(bad, message):
     assert checks.check_03(**GOOD_03).type in ("cpu", "cuda")
     assert checks.check_03(**dict(GOOD_03, prompts=["a vampire"])).type in ("cpu", "cuda")  # any text
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
         checks.check_03(**dict(GOOD_03, **bad))
 
 
@@ -213,3 +227,26 @@ def test_03_compares_spaces(tiny_weights, tmp_path):
     assert {"03_edits.png", "03_before_after.png"} <= {p.name for p in tmp_path.iterdir()}
     text = out.read_text()
     assert "'ginger' (judged as Red_Hair)" in text and "Best space by good-edit rate" in text
+
+
+@pytest.mark.slow
+def test_03_ffhq_preset_with_files_of_the_official_layouts(official_files, tmp_path):
+    """preset='ffhq' end to end on random weights of the official layouts (256 px config-f, ViT-B/32, IR-SE50),
+    given as paths, starting from a latents file in the official layout; 2 steps on CPU."""
+    import torch
+
+    torch.save(torch.randn(3, 14, 512) * 0.5, tmp_path / "test_faces.pt")  # [N, n_latent, 512] (14 rows at 256 px)
+    params = dict(preset="ffhq", prompts=["a smiling face"], free_prompts=["a clown"], spaces=["w+", "s"], space="w+",
+                  steps=2, n_images=1, clip_views=0, precision="fp32", official_preprocess=True, batch=1,
+                  generator=str(official_files["generator"]), clip=str(official_files["clip"]),
+                  arcface=str(official_files["arcface"]), latents=str(tmp_path / "test_faces.pt"),
+                  out_dir=str(tmp_path / "out"))
+    out = run_notebook("03_latent_optimization", params, out_dir=tmp_path, progress=False)
+    text = out.read_text()
+    assert "FFHQ StyleGAN2 256 px, CLIP ViT-B/32, ArcFace IR-SE50" in text and "StyleCLIP's official preprocessing" in text
+    assert "is not the published ViT-B-32.pt" in text and "LPIPS: n/a" in text
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["good_edit_rate"] == {"w+": None, "s": None}  # no judges for FFHQ
+    for row in metrics["table"]:
+        assert -1 <= row["clip_score"] <= 1 and -1 <= row["id_similarity"] <= 1 and row["seconds"] > 0
+    assert "'a clown': CLIP score" in text and "Highest CLIP score" in text

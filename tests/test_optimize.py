@@ -67,7 +67,7 @@ def test_rows_and_stylespace_move_only_their_part(G, loss, start):
 def test_nan_guard(G, start):
     z, ws, prompts = start
     nan_loss = lambda img, idx: img.mean((1, 2, 3)) * float("nan")  # noqa: E731
-    with pytest.raises(FloatingPointError, match="diverged at step 0"):
+    with pytest.raises(FloatingPointError, match="diverged by step 3"):
         edit(G, nan_loss, prompts, ws, EditConfig(steps=3), progress=False)
 
 
@@ -192,7 +192,9 @@ def test_lpips_backbone_from_the_registry(tmp_path, monkeypatch):
     torch.manual_seed(0)
     alex = torchvision.models.alexnet()
     torch.save(alex.state_dict(), tmp_path / "alexnet-owt-7be5be79.pth")
-    model = load_lpips()
+    assert load_lpips() is None  # in the cache, a file must be the published one (size floor, hash prefix)
+    (tmp_path / "alexnet-owt-7be5be79.pth").rename(tmp_path / "my_alexnet.pth")
+    model = load_lpips(tmp_path / "my_alexnet.pth")  # the user's own file: checked by structure
     assert torch.equal(getattr(model.net.slice2, "3").weight, alex.features[3].weight)  # names = feature indices
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     assert model(x, x).abs().max() < 1e-6 and model(x, x.flip(0)).min() > 0

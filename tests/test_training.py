@@ -97,7 +97,7 @@ def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
     from styleclip_utils.weights.checkpoints import CheckpointError
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "checkpoint.pt").write_bytes(b"half a checkpoint")
-    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable weights file"):
         train_stylegan2(toy_images(), tmp_path / "run", 1, GANConfig(**TINY), progress=False)
 
 

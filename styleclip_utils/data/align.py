@@ -3,6 +3,7 @@
     img = align_face("photo.jpg", size=256)                  # detect with MTCNN, refine the eyes, warp
     img, info = align_face(photo, return_info=True)          # + landmarks, quad, faces found, notes
     img = align_face(photo, landmarks=pts5)                  # skip detection
+    img = align_face("anim.gif")                             # the first frame with a face (info["frame"])
 
 Landmarks are the 5 MTCNN points [left eye, right eye, nose, mouth left, mouth right] in pixel
 coordinates of the (EXIF-rotated) image, pixel centres at integers. The crop is the FFHQ dataset's:
@@ -12,7 +13,7 @@ MTCNN's eye points are coarse (~5% of the eye distance); `refine_eye_centres` mo
 iris centres before the crop is built.
 
 Every problem with the input raises a subclass of `FaceAlignmentError` (a `ValueError`) whose
-message says what to do about it.
+message says what to do about it. A face cut by the photo's border is aligned with a `FaceCutWarning`.
 """
 import warnings
 from pathlib import Path
@@ -23,6 +24,9 @@ from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
 MIN_SIDE = 64               # px, shorter side of the input image
 MIN_EYE_DISTANCE = 8.0      # px; below this the 5 points cannot orient the crop reliably
 MAX_PIXELS = 90_000_000     # MTCNN alone needs over 1 GB of float32 for a photo that size
+CUT_TOLERANCE = 0.02        # warn when the crop reaches this fraction of its side beyond the photo: thinner
+                            # slivers (background, blurred) are common and harmless; FFHQ's script pads them too
+MAX_FRAMES = 50             # frames of a GIF/APNG/TIFF searched for a face (MTCNN: ~0.1-0.5 s a frame)
 SUPERSAMPLE = 4             # the quad is sampled at 4x the output size, then downsampled with
                             # antialias (FFHQ: 4096 -> 1024), so bilinear sampling never aliases
 
@@ -58,12 +62,22 @@ class NoFaceError(FaceAlignmentError):
     """MTCNN found no face."""
 
 
+class FaceCutWarning(UserWarning):
+    """The FFHQ crop reaches beyond the photo: the missing part of the face is filled in by reflection."""
+
+
 # ----------------------------------------------------------------------------------------------------
 # Loading: anything the user may hand us -> 8-bit RGB PIL image, with a note for every conversion
 
 def load_image(image, notes=None):
-    """A path, PIL image or HxW[xC] numpy array -> RGB PIL image. Conversions are appended to `notes`."""
+    """A path, PIL image or HxW[xC] numpy array -> RGB PIL image (the first frame of a GIF, APNG or
+    multi-page TIFF). Conversions are appended to `notes`."""
     notes = [] if notes is None else notes
+    return _prepare(*_open(image, notes), notes)
+
+
+def _open(image, notes):
+    """-> (PIL image as given, its name in messages); decoded and checked for size, not yet converted."""
     if isinstance(image, (str, Path)):
         img = _open_file(Path(image))
         name = str(image)
@@ -79,7 +93,11 @@ def load_image(image, notes=None):
     else:
         raise NotAnImageError(f"expected a file path, a PIL image or an HxWx3 uint8 numpy array, "
                               f"got {type(image).__name__}")
+    return img, name
 
+
+def _prepare(img, name, notes):
+    """EXIF rotation, conversion to RGB and the size check of `load_image`."""
     # Phone photos store their rotation in EXIF; MTCNN only finds upright faces.
     if img.getexif().get(0x0112, 1) != 1:  # 0x0112: Orientation
         img = ImageOps.exif_transpose(img)
@@ -202,6 +220,15 @@ def _high_depth_to_rgb(img, notes):
     return gray.convert("RGB")
 
 
+def _frame(src, name, k, notes):
+    """Frame k of the image `src` (as `_open` returns it) as `load_image` gives the first one."""
+    if getattr(src, "n_frames", 1) == 1:
+        return _prepare(src, name, notes)
+    src.seek(k)
+    _load_pixels(src, f"{name} (frame {k})")
+    return _prepare(src.copy(), name, notes)  # a copy: the next seek would change it
+
+
 # ----------------------------------------------------------------------------------------------------
 # Detection (facenet-pytorch MTCNN, imported on first use: it pulls in torchvision)
 
@@ -222,18 +249,72 @@ def largest_face(boxes):
     return int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
 
 
-def detect_landmarks(image, device=None, return_info=False, refine_eyes=True):
+def detect_landmarks(image, device=None, return_info=False, refine_eyes=True, frame=None):
     """5 MTCNN landmarks [5, 2] of the largest face; with return_info also a dict about the detection.
 
     refine_eyes: move the eye points to the iris centres (`refine_eye_centres`); info keeps MTCNN's
     own points in `mtcnn_landmarks`. Raises NoFaceError when MTCNN finds no face; warns when it
-    finds several.
+    finds several. A GIF, APNG or multi-page TIFF is searched frame by frame: the landmarks are those
+    of the first frame with a face, `info["frame"]` (warned when not frame 0); `frame`: that one only.
     """
     notes = []
-    img = load_image(image, notes)
-    landmarks, info = _detect(img, device, refine_eyes)
+    src, name = _open(image, notes)
+    try:
+        _, landmarks, info = _detect_frames(src, name, _check_frame(src, frame), device, refine_eyes, notes)
+    finally:
+        _close_own(src, image)
     info["warnings"] = notes + info["warnings"]
     return (landmarks, info) if return_info else landmarks
+
+
+def _close_own(src, image):
+    """Close the file PIL keeps open to seek a multi-frame image that we opened (the frames used are copies)."""
+    if isinstance(image, (str, Path)) and getattr(src, "n_frames", 1) > 1:
+        src.close()
+
+
+def _check_frame(src, frame):
+    n = getattr(src, "n_frames", 1)
+    if frame is not None and not (isinstance(frame, int) and 0 <= frame < n):
+        raise ValueError(f"frame must be None (the first frame with a face) or a frame index below {n}, the "
+                         f"image's number of frames; got {frame!r}")
+    return frame
+
+
+def _detect_frames(src, name, frame, device, refine_eyes, notes):
+    """MTCNN on frame after frame of `src` (an animation or a scan may show the face only later), or on
+    `frame` alone -> (RGB image, landmarks, info) of the first frame with a face; info["frame"] says which.
+    The conversion notes of that frame are appended to `notes`."""
+    n = getattr(src, "n_frames", 1)
+    frames = range(min(n, MAX_FRAMES)) if frame is None else [frame]
+    start = src.tell() if n > 1 else 0
+    try:
+        for k in frames:
+            frame_notes = []
+            img = _frame(src, name, k, frame_notes)
+            try:
+                landmarks, info = _detect(img, device, refine_eyes)
+            except NoFaceError:
+                if n == 1:
+                    raise
+                continue
+            notes += frame_notes
+            info["frame"] = k
+            if k > 0 and frame is None:
+                msg = f"{name} has {n} frames and no face before frame {k}: aligning frame {k}"
+                warnings.warn(msg, stacklevel=3)
+                info["warnings"].insert(0, msg)
+            elif n > 1:
+                info["warnings"].insert(0, f"{name} has {n} frames: aligning frame {k}")
+            return img, landmarks, info
+    finally:
+        if n > 1:
+            src.seek(start)  # the caller's PIL image is left on the frame it was on
+    searched = f"frame {frame}" if frame is not None else (
+        f"any of its {n} frames" if n <= MAX_FRAMES else f"its first {MAX_FRAMES} frames (of {n})")
+    raise NoFaceError(f"no face found in {searched} of {name}; save the frame with the face as a JPEG or PNG "
+                      f"(a frontal, well-lit one in which the face is at least ~100 px wide), or pass the 5 "
+                      f"landmarks yourself with landmarks= and frame=")
 
 
 def _detect(img, device, refine_eyes):
@@ -249,7 +330,7 @@ def _detect(img, device, refine_eyes):
     notes = []
     if len(boxes) > 1:
         msg = f"{len(boxes)} faces found; aligning the largest (box {np.round(boxes[best]).tolist()})"
-        warnings.warn(msg, stacklevel=3)
+        warnings.warn(msg, stacklevel=4)  # the user's call of align_face / detect_landmarks
         notes.append(msg)
     landmarks = points[best]
     if refine_eyes:
@@ -337,6 +418,25 @@ def warp_quad(img, quad, size, supersample=SUPERSAMPLE):
     work = size * supersample
     img = img.transform((work, work), Image.QUAD, tuple(quad.flatten()), Image.BILINEAR)
     return img.resize((size, size), Image.LANCZOS)
+
+
+def _cut_by_border(quad, image_size, size):
+    """The FaceCutWarning text when the crop `quad` reaches beyond the image by CUT_TOLERANCE or more, else None."""
+    w, h = image_size
+    side = float(np.hypot(*(quad[3] - quad[0])))
+    # pixel-index coords: the image covers [-0.5, w - 0.5] x [-0.5, h - 0.5]
+    beyond = {"left": -0.5 - quad[:, 0].min(), "top": -0.5 - quad[:, 1].min(),
+              "right": quad[:, 0].max() - (w - 0.5), "bottom": quad[:, 1].max() - (h - 0.5)}
+    beyond = {k: v for k, v in beyond.items() if v >= CUT_TOLERANCE * side}
+    if not beyond:
+        return None
+    most = max(beyond.values())
+    sides = list(beyond)
+    edges = (", ".join(sides[:-1]) + " and " + sides[-1] + " edges") if len(sides) > 1 else sides[0] + " edge"
+    return (f"the face is cut by the photo's border: the FFHQ crop reaches up to {most:.0f} px "
+            f"({most / side:.0%} of its side) beyond the photo's {edges}; that part of the {size} px crop (up "
+            f"to {most / side * size:.0f} px) is filled in by reflection padding, so the face there is made up. "
+            f"Use a photo with more margin around the face")
 
 
 def _pad_reflect_blur(img, pad, blur):
@@ -477,7 +577,7 @@ def _eye_centre(gray, guess):
 # ----------------------------------------------------------------------------------------------------
 # The entry point
 
-def align_face(image, size=256, landmarks=None, device=None, return_info=False, refine_eyes=True):
+def align_face(image, size=256, landmarks=None, device=None, return_info=False, refine_eyes=True, frame=None):
     """FFHQ-aligned size x size RGB crop of the largest face in `image` (path, PIL image or array).
 
     landmarks: optional [5, 2] MTCNN-order points in the image's pixel coordinates; skips detection.
@@ -485,29 +585,38 @@ def align_face(image, size=256, landmarks=None, device=None, return_info=False, 
     refine_eyes: after MTCNN, move its eye points to the iris centres (`refine_eye_centres`): on
     SynthFaces this takes the eye error in a 256 px crop from ~3 px to ~1.3 px (median). Ignored
     when landmarks are given.
+    frame: for a GIF, APNG or multi-page TIFF, the frame to align; None: the first frame in which MTCNN
+    finds a face (warned when it is not frame 0), or frame 0 when landmarks are given.
     return_info: also return a dict with `landmarks`, `quad`, `matrix` (2x3 affine, image pixel ->
-    output pixel coords), `source` ("mtcnn" or "given"), `image_size`, `n_faces`,
+    output pixel coords), `source` ("mtcnn" or "given"), `frame`, `image_size`, `n_faces`,
     `box`, `prob`, `boxes`, `probs`, `all_landmarks`, `mtcnn_landmarks` (MTCNN's unrefined points;
-    these are None when landmarks were given) and `warnings` (notes about conversions, extra faces
-    and eye refinements that were rejected).
+    these are None when landmarks were given) and `warnings` (notes about conversions, frames, extra
+    faces, eye refinements that were rejected and a face cut by the border).
+
+    Warns `FaceCutWarning` when the crop reaches beyond the photo (by CUT_TOLERANCE of its side or
+    more): that part is filled in by blurred reflection, so the face there is made up.
     """
     if int(size) != size or size < 1:
         raise ValueError(f"size must be a positive integer, got {size!r}")
     size = int(size)
     notes = []
-    img = load_image(image, notes)
-
-    if landmarks is None:
-        landmarks, info = _detect(img, device, refine_eyes)
-        info["source"] = "mtcnn"
-        notes += info.pop("warnings")
-    else:
-        landmarks = np.asarray(landmarks, np.float64)
-        if landmarks.shape != (5, 2) or not np.isfinite(landmarks).all():
-            raise ValueError(f"landmarks must be 5 finite (x, y) points in MTCNN order, got shape "
-                             f"{landmarks.shape}")
-        info = dict(source="given", n_faces=None, face_index=None, box=None, prob=None, boxes=None,
-                    probs=None, all_landmarks=None, mtcnn_landmarks=None)
+    src, name = _open(image, notes)
+    try:
+        frame = _check_frame(src, frame)
+        if landmarks is None:
+            img, landmarks, info = _detect_frames(src, name, frame, device, refine_eyes, notes)
+            info["source"] = "mtcnn"
+            notes += info.pop("warnings")
+        else:
+            img = _frame(src, name, frame or 0, notes)
+            landmarks = np.asarray(landmarks, np.float64)
+            if landmarks.shape != (5, 2) or not np.isfinite(landmarks).all():
+                raise ValueError(f"landmarks must be 5 finite (x, y) points in MTCNN order, got shape "
+                                 f"{landmarks.shape}")
+            info = dict(source="given", frame=frame or 0, n_faces=None, face_index=None, box=None, prob=None,
+                        boxes=None, probs=None, all_landmarks=None, mtcnn_landmarks=None)
+    finally:
+        _close_own(src, image)
 
     eye_distance = float(np.hypot(*(landmarks[1] - landmarks[0])))
     if eye_distance < MIN_EYE_DISTANCE:
@@ -516,6 +625,10 @@ def align_face(image, size=256, landmarks=None, device=None, return_info=False, 
                                  f"(ideally 100+ px wide)")
 
     quad = ffhq_quad(landmarks)
+    cut = _cut_by_border(quad, img.size, size)
+    if cut:
+        warnings.warn(cut, FaceCutWarning, stacklevel=2)
+        notes.append(cut)
     out = warp_quad(img, quad, size)
     if not return_info:
         return out

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..files import read_json
 from .synthfaces import (ATTR_FILE, CAPTION_FILE, EXTRA_FILE, IDENTITY_FILE, IMG_DIR, LANDMARK_FILE,
                          LANDMARK_HEADER, SPLIT_FILE)
 
@@ -206,7 +207,9 @@ def _load_layout(root):
 def validate_layout(root):
     """Check a dataset folder and summarise it; raises DatasetLayoutError naming what is wrong."""
     L = _load_layout(root)
-    config = json.loads((L["root"] / "config.json").read_text()) if (L["root"] / "config.json").is_file() else {}
+    cfg_path = L["root"] / "config.json"
+    config = read_json(cfg_path, error=DatasetLayoutError, fix="It only records how the folder was made: delete "
+                       "it, or make the folder again.") if cfg_path.is_file() else {}
     split = L["split"]
     image_size = None
     if L["paths"]:
@@ -304,8 +307,11 @@ def resize_dataset(src, dst, size=256, workers=2, progress=True):
     from tqdm.auto import tqdm
     src, dst = Path(src), Path(dst)
     config = dict(resized_from=str(src.resolve()), size=size)
-    if (dst / "config.json").is_file() and json.loads((dst / "config.json").read_text()) == config:
-        return dst
+    try:  # reuse dst only when its config.json says so; a missing or damaged one means copy again
+        if json.loads((dst / "config.json").read_text()) == config:
+            return dst
+    except (OSError, ValueError):
+        pass
     L = _load_layout(src)
     tmp = dst.parent / f".{dst.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -4,6 +4,7 @@
     python -m styleclip_utils.data.synthfaces --out DIR --n N --size S --seed K
 """
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import read_json
 from .attributes import ALL_ATTRIBUTES, CELEBA_ATTRIBUTES, EXTRA_ATTRIBUTES, identity_traits, labels
 from .captions import captions
 from .render import RENDERER_VERSION, render_face, sample_background, sample_identity, sample_look, sample_pose
@@ -53,7 +55,8 @@ def generate(out_dir, n=10000, size=64, seed=0, workers=2, progress=True):
     Identities: max(n // 10, min(n, 8)) people, each on ~10 images. Split (split.txt, CelebA's
     list_eval_partition convention: 0 train, 2 test) is BY IDENTITY: ~10% of the people and all
     their images are test, so identity verification on test uses people never seen in training.
-    Written into a temporary sibling folder, renamed into place at the end: a crash leaves nothing.
+    Written into a temporary sibling folder, renamed into place at the end: an error or Ctrl-C leaves nothing,
+    and the folder of a killed run is removed by the next call (`_remove_stale`).
     """
     from tqdm.auto import tqdm
     if not (isinstance(n, int) and n >= 1):
@@ -63,9 +66,9 @@ def generate(out_dir, n=10000, size=64, seed=0, workers=2, progress=True):
     if not (isinstance(workers, int) and workers >= 1):
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     out_dir = Path(out_dir)
+    _remove_stale(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / IMG_DIR).mkdir(parents=True)
     t0 = time.time()
     n_ids = max(n // 10, min(n, 8))
     persons = people(seed, n_ids)
@@ -75,6 +78,7 @@ def generate(out_dir, n=10000, size=64, seed=0, workers=2, progress=True):
     jobs = [(i, seed, size, persons[person[i]], str(tmp / IMG_DIR)) for i in range(n)]
     results = [None] * n
     try:
+        (tmp / IMG_DIR).mkdir(parents=True)
         if workers > 1:
             with Pool(workers) as pool:
                 it = pool.imap_unordered(_render_item, jobs, chunksize=16)
@@ -113,6 +117,29 @@ def generate(out_dir, n=10000, size=64, seed=0, workers=2, progress=True):
     return out_dir
 
 
+def _remove_stale(out_dir):
+    """Remove the `.<name>.tmp-<pid>` / `.<name>.old-<pid>` folders that a killed `generate` (its pid no longer
+    running) left beside out_dir: a kill -9 or a lost session runs no `finally`. A live pid's folder is another
+    `generate` at work and is left alone. (A pid is only known dead on this machine: do not render into one
+    folder from several machines at once.)"""
+    for p in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.*-*"):
+        kind, _, pid = p.name[len(out_dir.name) + 2:].partition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid):
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows: keep the folder
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True
+
+
 def people(seed, n_ids):
     """The identities of a SynthFaces set rendered with `seed` (person k of identities.txt is people[k])."""
     return [sample_identity(np.random.default_rng([seed, 1, k])) for k in range(n_ids)]
@@ -122,7 +149,8 @@ def identity_traits_of(root):
     """{file: (trait classes, face shape)} of a SynthFaces folder, from its seed and identities.txt: the identity
     judge's ground truth (the renderer draws each person from (seed, person), so nothing more is stored)."""
     root = Path(root)
-    cfg = json.loads((root / "config.json").read_text())
+    cfg = read_json(root / "config.json", required=("seed", "n_identities"),
+                    fix="Render the set again (ensure_synthfaces, or python -m styleclip_utils.data.synthfaces).")
     if cfg.get("renderer_version") != RENDERER_VERSION:
         raise ValueError(f"{root} was rendered by renderer version {cfg.get('renderer_version')}, this code is "
                          f"{RENDERER_VERSION}: render it again (ensure_synthfaces)")

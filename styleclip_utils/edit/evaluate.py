@@ -13,7 +13,7 @@ import torch
 from ..data.attributes import PROMPT_ATTRIBUTES
 from ..data.prompts import check_prompts, target_column
 from ..losses.clip_loss import CLIPLoss
-from .optimize import ROW_PRESETS, EditConfig, edit
+from .optimize import ROW_PRESETS, EditConfig, EditResult, edit
 from .scorecard import score_edits, start_codes, summarize
 
 SEARCH_PROMPTS = ["dark skin", "freckles", "red lipstick", "heavy makeup", "thick moustache", "red hair",
@@ -23,11 +23,16 @@ SEARCH_SEED = 1000   # faces the search sees; the reports use seed 0 onwards
 
 
 @torch.no_grad()
-def start_faces(G, judge, prompts, n, truncation=0.7, seed=0):
-    """n start faces per prompt -> (z [P*n, D], ws, prompt index [P*n]); prompt k draws from seed + k."""
+def start_faces(G, judge, prompts, n, truncation=0.7, seed=0, ws=None):
+    """n start faces per prompt -> (z [P*n, D] or None, ws, prompt index [P*n]); prompt k draws from seed + k,
+    among faces the attribute judge sees without the prompt's attribute (any faces when judge is None).
+    `ws` [n, n_latent, D] (codes from a latents file): the same n faces for every prompt, and no z."""
+    index = torch.arange(len(prompts)).repeat_interleave(n).to(G.w_avg.device)
+    if ws is not None:
+        return None, ws[:n].repeat(len(prompts), 1, 1), index
     zs, wss = [], []
     for k, p in enumerate(prompts):
-        column = target_column(p)
+        column = target_column(p) if judge is not None else None
         if column is None:  # no attribute to avoid: any n seeded faces
             z = torch.randn(n, G.style_dim, generator=torch.Generator().manual_seed(seed + k)).to(G.w_avg.device)
             ws = G.broadcast(G.mapping(z, truncation))
@@ -35,7 +40,6 @@ def start_faces(G, judge, prompts, n, truncation=0.7, seed=0):
             z, ws = start_codes(G, judge, column, n, truncation, seed=seed + k)
         zs.append(z)
         wss.append(ws)
-    index = torch.arange(len(prompts)).repeat_interleave(n).to(G.w_avg.device)
     return torch.cat(zs), torch.cat(wss), index
 
 
@@ -46,18 +50,34 @@ def space_config(space, **kw):
 
 
 def run_edits(G, clip_model, id_loss, judges, prompts, n, space="w+", views=4, truncation=0.7, seed=0,
-              callback=None, progress=True, starts=None, **cfg):
+              callback=None, progress=True, starts=None, official_preprocess=False, batch=0, **cfg):
     """Edit n faces per prompt in `space` and score them -> (EditResult, scorecard dict, img_start).
-    cfg: EditConfig fields (steps, lr, l2_lambda, id_lambda, precision). `starts`: start_faces(...) to reuse."""
+    cfg: EditConfig fields (steps, lr, l2_lambda, id_lambda, precision). `starts`: start_faces(...) to reuse.
+    batch: edits optimised together (0: all at once); a 1024 px generator needs a few at a time."""
     prompts = check_prompts(prompts)
-    z0, ws0, index = starts or start_faces(G, judges.attributes, prompts, n, truncation, seed)
-    with torch.no_grad():
-        img0 = G.synthesis(ws0)
-    loss = CLIPLoss(clip_model, prompts, views=views, seed=seed)
-    res = edit(G, loss, index, ws0, space_config(space, truncation_psi=truncation, **cfg), z_start=z0,
-               id_loss=id_loss, img_start=img0, callback=callback, progress=progress)
+    z0, ws0, index = starts or start_faces(G, getattr(judges, "attributes", None), prompts, n, truncation, seed)
+    loss = CLIPLoss(clip_model, prompts, official_preprocess=official_preprocess, views=views, seed=seed)
+    config = space_config(space, truncation_psi=truncation, **cfg)
+    parts, imgs0 = [], []
+    for lo in range(0, len(index), batch or len(index)):
+        sl = slice(lo, lo + (batch or len(index)))
+        with torch.no_grad():
+            imgs0.append(G.synthesis(ws0[sl]))
+        parts.append(edit(G, loss, index[sl], ws0[sl], config, z_start=None if z0 is None else z0[sl], id_loss=id_loss,
+                          img_start=imgs0[-1], callback=callback, progress=progress))
+    res, img0 = concat_results(parts), torch.cat(imgs0)
     card = score_edits(judges, img0, res.img, [prompts[i] for i in index.tolist()], seconds=res.seconds / len(index))
     return res, card, img0
+
+
+def concat_results(parts):
+    """EditResults of consecutive batches -> one (images, styles, ws and history joined along the edits)."""
+    if len(parts) == 1:
+        return parts[0]
+    return EditResult(torch.cat([p.img for p in parts]), [torch.cat(s) for s in zip(*(p.styles for p in parts))],
+                      None if parts[0].ws is None else torch.cat([p.ws for p in parts]),
+                      {k: torch.cat([p.history[k] for p in parts], 1) for k in parts[0].history},
+                      sum(p.seconds for p in parts))
 
 
 def search(G, clip_model, id_loss, judges, grid, prompts=SEARCH_PROMPTS, n=2, seed=SEARCH_SEED, base=None,

@@ -18,6 +18,20 @@ from tqdm.auto import tqdm
 from ..device import autocast, check_precision
 
 SPACES = ("z", "w", "w+", "rows", "s")
+
+# A diverging edit can stay finite: with a huge lr the code runs off to 1e9 and the image saturates (black,
+# white) while every loss is a number. Generated faces stay within about ±2.5 (SynthFaces and FFHQ alike),
+# and an edit's code moves by less than its own norm. Diverged: a code 100× its norm away, or a saturated
+# image (past 8, and past 4× the start's own peak) from a code that moved more than its norm (an untrained
+# generator's images peak anywhere after tiny moves: those are not divergences).
+MAX_PIXEL = 8.0
+MAX_CODE_MOVE = 100.0   # ‖code − code₀‖ / (‖code₀‖ + 1), per item
+SATURATED_MOVE = 1.0    # the move past which a saturated image counts as divergence
+CHECK_EVERY = 10        # steps between the (host-syncing) divergence checks; the flag itself stays on device
+
+
+class EditDivergedError(FloatingPointError):
+    """An edit's loss went non-finite, or its image or code exploded."""
 ROW_PRESETS = {"coarse": (0, 4), "medium": (4, 8), "fine": (8, None)}  # w+ rows, as the mapper's levels
 
 
@@ -143,6 +157,8 @@ def edit(G, clip_loss, prompt_index, ws_start, cfg=EditConfig(), z_start=None, i
     if id_loss is not None and cfg.id_lambda > 0:  # the start faces' identity, embedded once per edit
         with autocast(ws_start.device, cfg.precision):
             ref = id_loss.reference(img_start)
+    start_norm = code.start.flatten(1).norm(dim=1)
+    finite = torch.ones((), dtype=torch.bool, device=ws_start.device)
     for step in tqdm(range(cfg.steps), disable=not progress, desc=f"edit in {cfg.space}"):
         for group in opt.param_groups:
             group["lr"] = lr_at(step / cfg.steps, cfg.lr)
@@ -156,19 +172,35 @@ def edit(G, clip_loss, prompt_index, ws_start, cfg=EditConfig(), z_start=None, i
             with autocast(ws_start.device, cfg.precision):
                 d_id = id_loss(img, ref).float()
             total = total + cfg.id_lambda * d_id
-        if not torch.isfinite(total).all():
-            raise FloatingPointError(
-                f"the {cfg.space} edit diverged at step {step}: loss is not finite (clip {d_clip.tolist()}, "
-                f"l2 {l2.tolist()}, id {d_id.tolist()}); lower lr (now {cfg.lr}) or check the inputs")
+        peak = img.detach().abs().amax()
+        if step == 0:  # the start image (lr is 0 at step 0): its peak sets the pixel bound, still on device
+            pixel_limit = torch.clamp(4 * peak, min=MAX_PIXEL)
+        finite = finite & torch.isfinite(total).all()  # sticky, on device: NaN never recovers
+        if (step + 1) % CHECK_EVERY == 0:  # one host sync every CHECK_EVERY steps, not one per step
+            _check(finite, code, start_norm, img, d_clip, cfg, step + 1, pixel_limit)
         opt.zero_grad(set_to_none=True)
         total.sum().backward()  # items are independent: summing keeps each item's gradient its own
         opt.step()
         for k, v in (("clip", d_clip), ("l2", l2), ("id", d_id), ("total", total)):
-            hist[k].append(v.detach().cpu())
+            hist[k].append(v.detach())
         if callback is not None:
             callback(step, img.detach())
     with torch.no_grad():
         styles = [s.detach() for s in code.styles()]
         img = G.synthesis_from_s(styles, noise_mode=cfg.noise_mode)
         ws = None if cfg.space == "s" else code.ws().detach()
-    return EditResult(img, styles, ws, {k: torch.stack(v) for k, v in hist.items()}, time.perf_counter() - t0)
+        _check(finite, code, start_norm, img, hist["clip"][-1], cfg, cfg.steps, pixel_limit)
+    return EditResult(img, styles, ws, {k: torch.stack(v).cpu() for k, v in hist.items()}, time.perf_counter() - t0)
+
+
+def _check(finite, code, start_norm, img, d_clip, cfg, step, pixel_limit):
+    """Stop a diverged edit (the constants above) with what happened and what to do (EditDivergedError)."""
+    move = float(((code.var.detach() - code.start).flatten(1).norm(dim=1) / (start_norm + 1)).max())
+    peak = float(img.detach().abs().amax())
+    if bool(finite) and move <= MAX_CODE_MOVE and (peak <= float(pixel_limit) or move <= SATURATED_MOVE):
+        return
+    raise EditDivergedError(
+        f"the {cfg.space} edit diverged by step {step}: image values reach ±{peak:.3g} "
+        f"(a face stays within about ±2.5, this one started within ±{float(pixel_limit) / 4:.3g}), the code moved {move:.3g}× its own norm, CLIP loss "
+        f"{[round(v, 3) for v in d_clip.detach().float().tolist()]}. Its image would be saturated noise scored as "
+        f"an edit: lower lr (now {cfg.lr:g}; the official value is 0.1) or raise l2_lambda (now {cfg.l2_lambda}).")

@@ -42,6 +42,17 @@ class Judges:
     lpips_fn: torch.nn.Module = None
 
 
+@dataclass
+class OpenMeasures:
+    """What is measured where no judges exist (the FFHQ preset): CLIP score (the prompt's cosine with the
+    edited image), ID similarity (ArcFace cosine between the face before and after), LPIPS and time, the
+    measures StyleCLIP reports. CLIP and ArcFace are also the edit's losses, so these scores say how well the
+    edit met its own objective, not whether an independent judge agrees: read them as the paper's numbers."""
+    clip_model: torch.nn.Module
+    id_loss: torch.nn.Module
+    lpips_fn: torch.nn.Module = None
+
+
 def load_judges(device="cpu", root=None, clip_model=None, lpips_fn=None):
     """The shipped SynthFaces judges (data/weights/synthfaces) with the identity rule from the judge's record."""
     rule = zoo.read_record("identity_judge", root)["metrics"]
@@ -91,6 +102,8 @@ def score_edits(judges, img_before, img_after, prompts, seconds=None):
       (NaN where the prompt names no attribute: then there is no judged success)
     - seconds: per edit, when given"""
     prompts = check_prompts(prompts)
+    if isinstance(judges, OpenMeasures):
+        return score_open(judges, img_before, img_after, prompts, seconds)
     n, names = len(prompts), judges.attributes.attribute_names
     targets = [target_column(p) for p in prompts]
     before, after = judges.attributes.predict(img_before).cpu(), judges.attributes.predict(img_after).cpu()
@@ -121,14 +134,33 @@ def score_edits(judges, img_before, img_after, prompts, seconds=None):
                 seconds=torch.full((n,), float(seconds)) if seconds is not None else nan)
 
 
-SCORE_KEYS = ("good", "success", "identity_kept", "realistic", "preserved", "distance", "clip_gain", "seconds")
+@torch.no_grad()
+def score_open(measures, img_before, img_after, prompts, seconds=None):
+    """The open measures of N edits (OpenMeasures) -> dict of [N] tensors: clip_score (after), clip_gain,
+    id_similarity, distance (LPIPS; NaN when it is n/a), seconds; the judged keys are NaN."""
+    n = len(prompts)
+    nan = torch.full((n,), float("nan"))
+    after = clip_similarity(measures.clip_model, img_after, prompts).cpu()
+    before = clip_similarity(measures.clip_model, img_before, prompts).cpu()
+    id_sim = 1 - measures.id_loss(img_after, img_before).float().cpu()
+    if measures.lpips_fn is not None:
+        distance, kind = measures.lpips_fn(img_before, img_after).flatten().float().cpu(), "lpips"
+    else:
+        distance, kind = nan, "n/a"
+    return dict(target=[None] * n, success=nan, had_it=nan, preserved=nan, identity_kept=nan, realistic=nan,
+                good=nan, clip_score=after, clip_gain=after - before, id_similarity=id_sim, distance=distance,
+                distance_kind=kind, seconds=torch.full((n,), float(seconds)) if seconds is not None else nan)
+
+
+SCORE_KEYS = ("good", "success", "identity_kept", "realistic", "preserved", "distance", "clip_gain", "seconds",
+              "clip_score", "id_similarity")  # the last two: open measures only (score_open)
 
 
 def summarize(card, select=None):
     """Means over the items `select` (a slice, index tensor or bool mask; all by default) -> {key: float or
     None}, the good-edit rate first. NaN items (no judged attribute) are left out of a mean; all NaN -> None."""
     out = {}
-    for key in SCORE_KEYS:
+    for key in (k for k in SCORE_KEYS if k in card):
         v = card[key] if select is None else card[key][select]
         v = v[~torch.isnan(v)]
         out[key] = round(float(v.mean()), 4) if len(v) else None

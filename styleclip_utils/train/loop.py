@@ -8,23 +8,22 @@ uninterrupted run would have produced. Three things make that hold:
 - all other randomness (z, noise, augmentation) draws from the global torch RNG, which is restored.
 """
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from ..files import BadJSONError, atomic_write, write_json
 from ..weights.checkpoints import load_checkpoint
 
 
 def atomic_save(obj, path):
-    """torch.save through a temp file + rename: a crash mid-write never leaves a broken checkpoint."""
+    """torch.save through a temp file + rename: a crash or a full disk mid-write never leaves a broken checkpoint,
+    and the previous one stays; a failed write raises an OSError that names the path and says what to do."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(obj, f))  # a file object: torch.save(path) hides ENOSPC
 
 
 def batch_indices(n, batch, step, seed):
@@ -66,7 +65,7 @@ class Trainer:
         if self.ckpt_path.exists():
             self._resume()
         else:
-            (self.out_dir / "config.json").write_text(json.dumps(self.config, indent=1) + "\n")
+            write_json(self.out_dir / "config.json", self.config)
 
     def state(self):
         return dict(step=self.step, elapsed=self.elapsed, config=self.config,
@@ -93,7 +92,8 @@ class Trainer:
             torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
         # Steps logged after the checkpoint are redone by this run: drop them so the log stays one history.
         log = [r for r in read_log(self.out_dir) if r["step"] <= self.step]
-        (self.out_dir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+        # atomically: a full disk here must not cost the history up to the checkpoint
+        atomic_write(self.out_dir / "log.jsonl", lambda f: f.write("".join(json.dumps(r) + "\n" for r in log).encode()))
 
     def run(self, step_fn, steps, stop_at=None, stop_by=None):
         """Train until `steps` (total, counting resumed ones); `stop_at` (a step) or `stop_by` (a wall-clock
@@ -126,5 +126,17 @@ class Trainer:
 
 
 def read_log(out_dir):
+    """The run's logged steps. A cut last line (the run killed mid-write) is dropped: its step is after the
+    checkpoint, so a resumed run logs it again; a damaged line elsewhere raises BadJSONError naming it."""
     path = Path(out_dir) / "log.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    lines = path.read_text().splitlines() if path.exists() else []
+    log = []
+    for k, line in enumerate(lines, 1):
+        try:
+            log.append(json.loads(line))
+        except ValueError as e:
+            if k == len(lines):
+                break
+            raise BadJSONError(f"{path} line {k} is not valid JSON ({e}): the log is damaged. Delete the line "
+                               f"(the run and its checkpoint do not need it), or the file") from e
+    return log

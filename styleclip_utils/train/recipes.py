@@ -17,7 +17,6 @@ from) when it has an `init`.
 import copy
 import hashlib
 import json
-import os
 import sys
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 from ..data import layout, synthfaces
 from ..data.attributes import FACE_SHAPE, IDENTITY_TRAITS, PROMPT_ATTRIBUTES
 from ..device import PRECISIONS, resolve_device
+from ..files import read_json, write_json
 from ..metrics import judges, quality
 from ..models.nets import ConvNetConfig, SmallCLIPConfig
 from ..paths import DATA_DIR, RECIPES_DIR, ROOT, RUNS_DIR
@@ -253,12 +253,6 @@ def load_data(R, progress=False):
     return root, layout.load_tensors(root, "train", size), layout.load_tensors(root, "test", size)
 
 
-def write_json(path, obj):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
 def write_lineage(R, run_dir):
     """When a run starts from `R.init`, write `init.json` into its folder: that file's sha256 and its
     record's steps, wall time, commit, metrics and own `init`, read now (a later export may overwrite the
@@ -266,14 +260,16 @@ def write_lineage(R, run_dir):
     init = _path(R.init)
     if init is None or (run_dir / "init.json").exists():
         return
+    fix = (f"It describes {R.init}, this recipe's init file: restore it from git (git checkout <that file>) if it "
+           f"is shipped, or run again the recipe that made it.")
     if init.suffix == ".pt":  # another run's full checkpoint: its step, time, config and own lineage
         ckpt = load_checkpoint(init)
         parent = init.parent / "init.json"
         lineage = dict(steps=ckpt["step"], wall_time_s=round(ckpt["elapsed"]), config=ckpt["config"],
-                       init=json.loads(parent.read_text()) if parent.is_file() else None)
+                       init=read_json(parent, fix) if parent.is_file() else None)
     else:  # an exported model: its JSON record
         record = init.with_suffix(".json")
-        lineage = json.loads(record.read_text()) if record.is_file() else {}
+        lineage = read_json(record, fix) if record.is_file() else {}
     lineage = dict(file=R.init, sha256=hashlib.sha256(init.read_bytes()).hexdigest(),
                    **{k: lineage.get(k) for k in ("steps", "wall_time_s", "commit", "metrics", "init")},
                    **{k: lineage[k] for k in ("config",) if k in lineage})
@@ -383,7 +379,8 @@ def export(R, model, trainer, metrics, weights_dir=None, root=None):
                   steps=trainer.step, wall_time_s=round(trainer.elapsed))
     init_json = trainer.out_dir / "init.json"
     if init_json.is_file():
-        record["init"] = json.loads(init_json.read_text())
+        record["init"] = read_json(init_json, f"Delete it and run the recipe again with --resume (resume=True): "
+                                              f"train writes it anew from {R.init}.")
     sd = model.state_dict()
     half = tuple(k for k, v in sd.items() if v.is_floating_point()) if R.model in HALF_MODELS else ()
     if R.model in ("classifier", "identity", "identity_judge", "realism_judge"):

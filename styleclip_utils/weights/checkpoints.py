@@ -11,6 +11,7 @@ The generator's size, widths and mapping depth are read from the keys, never fro
 """
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -35,21 +36,61 @@ def load_checkpoint(path, map_location="cpu"):
         except SafetensorError as e:
             raise CheckpointError(f"{path} is not a valid safetensors file ({e})") from e
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a raw pickle of another protocol: refused below anyway
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        if not found:  # the unpickler choked on the bytes themselves
-            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated, or not a .pt "
-                                  f"file?)") from e
-        # weights_only refuses arbitrary Python objects: a full-model pickle, or something unsafe.
-        raise CheckpointError(
-            f"{path} holds a Python object ({found.group(1)}), not only tensors and plain containers, so it "
-            f"is not loaded (weights_only=True: unpickling objects can run code). Re-save it as a state "
-            f"dict: torch.save(model.state_dict(), ...).") from e
-    # garbage bytes that happen to start with pickle opcodes fail inside the unpickler (memo/stack lookups)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, IndexError) as e:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or not a .pt file?): "
-                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        # weights_only refuses to import anything: a full-model pickle, or a malicious one. Torch names the
+        # global for some pickles; for others (a raw pickle, newer protocols) it fails on an opcode first, so
+        # the pickle's opcodes are read (never run) to find what it would import.
+        found = re.findall(r"GLOBAL ([\w.]+)", str(e)) or _pickle_imports(path)
+        if found:
+            raise CheckpointError(
+                f"{path} is not a weights file: it asks Python to import {found[0]} (an object or code, not only "
+                f"tensors), so it is not loaded (weights_only=True: unpickling objects can run code). If it is "
+                f"your own model, re-save it as a state dict: torch.save(model.state_dict(), ...).") from e
+        raise CheckpointError(f"{path} is not a readable weights file ({_first_line(e)}): a cut download or "
+                              f"copy, or not a PyTorch file. Fetch or copy it again.") from e
+    except PermissionError:
+        raise  # says what it is already
+    # a cut zip archive fails in the zip reader (RuntimeError, or OSError [Errno 22] when the central
+    # directory's offsets point past the end); garbage that starts with pickle opcodes fails inside the
+    # unpickler (memo/stack lookups)
+    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError, IndexError) as e:
+        raise CheckpointError(f"{path} is not a readable weights file ({_first_line(e)}): a cut download or "
+                              f"copy, or not a PyTorch file. Fetch or copy it again.") from e
+
+
+# What a weights file may import: tensor rebuilding and plain containers. Anything else is an object.
+SAFE_MODULES = ("torch", "collections", "numpy.core.multiarray", "numpy._core.multiarray", "numpy", "_codecs")
+
+
+def _pickle_imports(path):
+    """The globals a pickle would import (from its opcodes, without unpickling), safe modules left out. Reads
+    a raw pickle or the `data.pkl` of a torch zip archive; a cut stream yields what was read before the cut."""
+    import pickletools
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            data = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+    except (zipfile.BadZipFile, StopIteration, OSError, KeyError):
+        data = Path(path).read_bytes()
+    found, strings = [], []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name == "GLOBAL":
+                found.append(arg.replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # noqa: BLE001 - a cut or garbage stream: keep what was found
+        pass
+    return [g for g in found if not g.startswith(SAFE_MODULES)]
+
+
+def _first_line(e):
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
 
 
 def _strip(sd, prefix):

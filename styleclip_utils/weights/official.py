@@ -3,7 +3,7 @@ the path of a user's own file. Each asserts the structure it reads (`checkpoints
 returns a frozen model in eval mode.
 
     G = load_stylegan2("stylegan2-ffhq-config-f")   # rosinality .pt, e4e / mapper files, safetensors
-    clip_model = load_vit_b32()                    # OpenAI's ViT-B/32 TorchScript archive
+    clip_model = load_vit_b32()                    # OpenAI's ViT-B/32 TorchScript archive, or a state dict
     id_net = load_arcface()                        # model_ir_se50.pth (TreB1eN layout)
     id_net = load_facenet()                        # facenet-pytorch's VGGFace2 InceptionResnetV1
     lpips_fn = load_lpips()                        # LPIPS(alex) with torchvision's AlexNet backbone
@@ -16,7 +16,7 @@ from ..models.arcface import Backbone
 from ..models.stylegan2 import Generator
 from .checkpoints import (CheckpointError, check_state_dict, generator_state, infer_generator_config,
                           load_checkpoint)
-from .registry import MissingWeightsError, fetch, resolve
+from .registry import ChecksumError, MissingWeightsError, _shown, local_path, resolve
 
 
 def load_stylegan2(name_or_path, device="cpu", **fetch_kwargs):
@@ -31,21 +31,86 @@ def load_stylegan2(name_or_path, device="cpu", **fetch_kwargs):
     check_state_dict(G, sd, what=str(path))
     G.load_state_dict(sd)
     if latent_avg is not None:
+        # [style_dim] (rosinality) or [n_latent, style_dim] (e4e, mappers); anything else is another model's
+        shape = tuple(getattr(latent_avg, "shape", ()))
+        if shape not in ((G.style_dim,), (G.n_latent, G.style_dim)):
+            raise CheckpointError(f"{path}: latent_avg has shape {shape}, but this {G.size} px generator needs "
+                                  f"[{G.style_dim}] or [{G.n_latent}, {G.style_dim}]: the file mixes two models")
         G.set_w_avg(latent_avg)
     return G.eval().requires_grad_(False).to(device)
 
 
-def load_vit_b32(device="cpu", **fetch_kwargs):
-    """The real CLIP ViT-B/32 from the registry's cache (clip.load reads the TorchScript archive's weights)."""
-    import clip
+VIT_B32 = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=32,
+               context_length=77, vocab_size=49408, transformer_width=512, transformer_heads=8,
+               transformer_layers=12)
 
-    model, _ = clip.load(str(fetch("clip-vit-b-32", **fetch_kwargs)), device=device, jit=False)
-    return model.float().eval().requires_grad_(False)
+
+def clip_config(sd):
+    """clip.model.CLIP kwargs from a ViT CLIP state dict's keys and shapes (clip.model.build_model's rules)."""
+    try:
+        width = sd["visual.conv1.weight"].shape[0]
+        patch = sd["visual.conv1.weight"].shape[-1]
+        grid = round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+        layers = lambda prefix: len({k[len(prefix):].split(".")[1] for k in sd if k.startswith(prefix + ".")})  # noqa: E731
+        return dict(embed_dim=sd["text_projection"].shape[1], image_resolution=patch * grid,
+                    vision_layers=layers("visual.transformer.resblocks"), vision_width=width,
+                    vision_patch_size=patch, context_length=sd["positional_embedding"].shape[0],
+                    vocab_size=sd["token_embedding.weight"].shape[0],
+                    transformer_width=sd["ln_final.weight"].shape[0],
+                    transformer_heads=sd["ln_final.weight"].shape[0] // 64,
+                    transformer_layers=layers("transformer.resblocks"))
+    except (KeyError, IndexError, AttributeError) as e:
+        raise CheckpointError(f"not an OpenAI CLIP ViT state dict (missing {e}); ResNet CLIPs are not "
+                              f"supported, StyleCLIP uses ViT-B/32") from e
+
+
+def _is_torchscript(path):
+    """A TorchScript archive is a zip holding the model's code (`<name>/code/...`) and `constants.pkl`."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def load_vit_b32(name_or_path="clip-vit-b-32", device="cpu", **fetch_kwargs):
+    """CLIP ViT-B/32 -> frozen clip.model.CLIP in float32, eval mode.
+
+    `name_or_path`: the registry name (OpenAI's TorchScript archive, cached or downloaded) or a path to the
+    archive or to a state dict (`torch.save(model.state_dict())`: a re-saved or fine-tuned CLIP). The
+    architecture is read from the shapes, so another ViT CLIP (B/16, L/14) loads too, with a note."""
+    import clip
+    import torch
+
+    path = resolve(name_or_path, published="clip-vit-b-32", **fetch_kwargs)
+    if _is_torchscript(path):  # OpenAI's files: TorchScript archives, read without unpickling Python objects
+        try:
+            with warnings.catch_warnings():  # torch.jit.load is deprecated, but it is how these files are read
+                warnings.simplefilter("ignore", FutureWarning)
+                sd = torch.jit.load(str(path), map_location="cpu").state_dict()
+        except RuntimeError as e:
+            raise CheckpointError(f"{path} is a damaged TorchScript archive ({str(e).splitlines()[0]}): a cut "
+                                  f"download or copy. Fetch it again.") from e
+    else:  # a state dict saved with torch.save (re-saved, fine-tuned)
+        sd = load_checkpoint(path)
+        if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+            sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise CheckpointError(f"{path}: expected a CLIP state dict or TorchScript archive, got {type(sd).__name__}")
+    sd = {k: v for k, v in sd.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    cfg = clip_config(sd)
+    if cfg != VIT_B32:
+        print(f"note: {path} is a CLIP of another size than ViT-B/32 ({cfg}); StyleCLIP's numbers are for ViT-B/32")
+    model = clip.model.CLIP(**cfg)
+    check_state_dict(model, sd, what=f"CLIP file {path}")
+    model.load_state_dict({k: v.float() for k, v in sd.items()})  # archives hold float16: compute in float32
+    return model.eval().requires_grad_(False).to(device)
 
 
 def load_arcface(name_or_path="arcface-ir-se50", device="cpu", **fetch_kwargs):
     """A registry name or a path to model_ir_se50.pth (a bare state dict) -> frozen Backbone in eval mode."""
-    path = resolve(name_or_path, **fetch_kwargs)
+    path = resolve(name_or_path, published="arcface-ir-se50", **fetch_kwargs)
     sd = load_checkpoint(path)
     if not isinstance(sd, dict):
         raise CheckpointError(f"{path}: expected a state dict (dict of tensors), got {type(sd).__name__}")
@@ -71,7 +136,7 @@ def load_facenet(name_or_path="facenet-vggface2", device="cpu", **fetch_kwargs):
     (logits.weight [8631, 512], logits.bias [8631]). We mirror that: attach the same Linear when the file
     has logits keys, then compare strictly. The classifier is unused with classify=False (forward returns
     the normalised embedding); a file without logits keys (the "-features.pt" variant) loads too."""
-    path = resolve(name_or_path, **fetch_kwargs)
+    path = resolve(name_or_path, published="facenet-vggface2", **fetch_kwargs)
     from facenet_pytorch import InceptionResnetV1  # imported here: it pulls in torchvision (seconds)
 
     sd = load_checkpoint(path)
@@ -86,20 +151,28 @@ def load_facenet(name_or_path="facenet-vggface2", device="cpu", **fetch_kwargs):
     return net.eval().requires_grad_(False).to(device)
 
 
-def load_lpips(device="cpu", **fetch_kwargs):
-    """LPIPS(net='alex') with its AlexNet backbone from the registry's cache; None (with the reason printed)
-    when that file is not available. lpips itself would download the backbone at run time, so the model is
-    built with a random backbone and the registry's weights are copied in."""
+def load_lpips(name_or_path="lpips-alexnet", device="cpu", **fetch_kwargs):
+    """LPIPS(net='alex') with its AlexNet backbone (registry name or path); None, with a one-line hint,
+    when that file is missing, cut or wrong: a metric never stops a notebook. lpips itself would download
+    the backbone at run time, so the model is built with a random backbone and the weights are copied in."""
     import lpips
     import torchvision
 
-    try:
-        path = fetch("lpips-alexnet", **fetch_kwargs)
-    except MissingWeightsError as e:
-        print(f"LPIPS unavailable, reported as n/a: {e}")
-        return None
     alex = torchvision.models.alexnet()
-    alex.load_state_dict(load_checkpoint(path))
+    try:
+        path = resolve(name_or_path, **fetch_kwargs)
+        sd = load_checkpoint(path)
+        if not isinstance(sd, dict):
+            raise CheckpointError(f"{path} is not an AlexNet state dict")
+        check_state_dict(alex, sd, what=f"AlexNet file {path}")
+    except (MissingWeightsError, ChecksumError, CheckpointError) as e:
+        reason = {MissingWeightsError: "its AlexNet backbone is not there", ChecksumError: "its AlexNet backbone "
+                  "file is cut or not the published one"}.get(type(e), "its AlexNet backbone file is unreadable")
+        print(f"LPIPS: n/a, {reason}. To measure it, put alexnet-owt-7be5be79.pth "
+              f"(https://download.pytorch.org/models/alexnet-owt-7be5be79.pth) at "
+              f"{_shown(local_path('lpips-alexnet', fetch_kwargs.get('root')))}")
+        return None
+    alex.load_state_dict(sd)
     with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained=` argument
         warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
         model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)

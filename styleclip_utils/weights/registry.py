@@ -5,6 +5,14 @@ else downloaded (progress bar, written to a temp file, checked, then renamed int
 cannot be had (no network, a Google Drive link that needs a browser, ...) the error names the file, where
 to get it and exactly where to put it.
 
+Two kinds of check, for two kinds of file:
+- a file from the registry's source (downloaded, or put in the cache under the registered name) must be
+  the published one: its size (exact, or at least a floor where none is published) and its sha256 (or the
+  sha256 prefix in the file name, torchvision's convention) — a cut or wrong download is never cached;
+- a file the user names by path (`resolve`) is theirs: re-saved, converted, fine-tuned. It is not hashed
+  against the published file; the loaders check its structure (keys, shapes) and `resolve` prints a note
+  when it is not byte-identical to the published one.
+
 The cache folder is `$STYLECLIP_CACHE`, or `~/.cache/styleclip` when that is unset.
 """
 import hashlib
@@ -16,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from ..files import atomic_write
 
 CACHE_ENV = "STYLECLIP_CACHE"
 
@@ -37,6 +47,11 @@ class PretrainedFile:
     url: str | None = None     # direct download URL, when one exists
     size: int | None = None    # bytes; None = not published
     sha256: str | None = None  # None = not published (the loaders then check the structure instead)
+    min_size: int | None = None  # bytes, a floor when the exact size is not published: catches cut downloads
+    sha256_prefix: str | None = None  # the hash's first hex digits, when only those are published
+
+    def __post_init__(self):
+        assert self.size or self.min_size, f"{self.name}: every entry needs a size or a size floor"
 
 
 def _drive(file_id):
@@ -50,7 +65,8 @@ REGISTRY = {f.name: f for f in [
         "StyleGAN2 FFHQ 1024 px config-f, rosinality layout (g_ema + latent_avg)",
         "e4e/pSp README: Google Drive id 1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT (or convert NVIDIA's "
         "stylegan2-ffhq-config-f.pkl with rosinality's convert_weight.py)",
-        url=_drive("1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT")),
+        # two published variants: g_ema + latent_avg (~132.7 MB) or with g and d too (~381.5 MB)
+        url=_drive("1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT"), min_size=130_000_000),
     PretrainedFile(
         "e4e-ffhq-encode", "e4e_ffhq_encode.pt",
         "encoder4editing FFHQ encoder (encoder.* + decoder.* StyleGAN2 1024, latent_avg [18, 512])",
@@ -74,12 +90,14 @@ REGISTRY = {f.name: f for f in [
         "facenet-vggface2", "20180402-114759-vggface2.pt",
         "facenet-pytorch InceptionResnetV1 trained on VGGFace2 (identity embeddings, 160 px input)",
         "facenet-pytorch GitHub release v2.2.9",
-        url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt"),
+        url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
+        min_size=100_000_000),  # ~107 MB
     PretrainedFile(
         "lpips-alexnet", "alexnet-owt-7be5be79.pth",
         "torchvision AlexNet (ImageNet), the backbone of LPIPS(net='alex'); lpips ships only its linear heads",
         "torchvision model zoo (its file name holds the first 8 hex digits of its sha256)",
-        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
+        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", min_size=230_000_000,  # ~233 MB
+        sha256_prefix="7be5be79"),
 ]}
 
 
@@ -120,24 +138,49 @@ def sha256_of(path, chunk=1 << 20):
     return h.hexdigest()
 
 
-def verify(path, entry):
-    """Check size and sha256 against the registry. Hashing 1 GB takes seconds, so a verified file gets a
-    small `.sha256` stamp (hash, size, mtime) and is not re-hashed while it is unchanged."""
+def published_mismatch(path, entry, stamp=True):
+    """Why the file at `path` is not the published `entry` (a sentence), or None when it is. The size is
+    checked first (free); the hash only when the size fits. Hashing 1 GB takes seconds, so a verified file
+    gets a small `.sha256` stamp (hash, size, mtime) and is not re-hashed while it is unchanged."""
     path = Path(path)
-    st = path.stat()
-    if entry.size is not None and st.st_size != entry.size:
-        raise ChecksumError(f"{path} has {st.st_size:,} bytes, expected {entry.size:,} for {entry.filename}: "
-                            f"a partial or wrong file. Delete it and fetch again. {_how_to_get(entry, path)}")
-    if entry.sha256 is None:
-        return
-    stamp = path.with_name(path.name + ".sha256")
-    if stamp.exists() and stamp.read_text().strip() == _stamp_key(path, entry.sha256):
-        return
-    digest = sha256_of(path)
-    if digest != entry.sha256:
-        raise ChecksumError(f"{path} has sha256 {digest}, expected {entry.sha256} for {entry.filename}. "
-                            f"Delete it and fetch again. {_how_to_get(entry, path)}")
-    stamp.write_text(_stamp_key(path, digest) + "\n")
+    size = path.stat().st_size
+    if entry.size is not None and size != entry.size:
+        return f"it has {size:,} bytes, the published file {entry.size:,}"
+    if entry.min_size is not None and size < entry.min_size:
+        return f"it has {size:,} bytes, the published file at least {entry.min_size:,}"
+    if entry.sha256 is None and entry.sha256_prefix is None:
+        return None
+    stamp_file = path.with_name(path.name + ".sha256")
+    if stamp_file.exists() and _stamp_matches(path, stamp_file):
+        digest = stamp_file.read_text().split()[0]
+    else:
+        digest = sha256_of(path)
+    expected = entry.sha256 or entry.sha256_prefix
+    if not digest.startswith(expected):
+        return f"its sha256 is {digest}, the published file's {expected}{'' if entry.sha256 else '...'}"
+    if stamp:  # only in the cache: a user's own folder gets no extra files
+        try:
+            atomic_write(stamp_file, lambda f: f.write((_stamp_key(path, digest) + "\n").encode()))
+        except OSError:  # a read-only cache: hash again next time
+            pass
+    return None
+
+
+def verify(path, entry):
+    """A cached file must be the published one (registry module docstring): else ChecksumError, which says
+    how to fetch it again or how to use the file as one's own."""
+    why = published_mismatch(path, entry)
+    if why is not None:
+        raise ChecksumError(
+            f"{_shown(path)} is not the published {entry.filename}: {why} (a cut download, or another file). "
+            f"Delete it and fetch again, or, if it is your own file (re-saved, converted, fine-tuned), keep it "
+            f"elsewhere and pass its path to the loader: it is then checked by structure. {_how_to_get(entry, path)}")
+
+
+def _stamp_matches(path, stamp):
+    parts = stamp.read_text().split()
+    st = Path(path).stat()
+    return len(parts) == 3 and parts[1:] == [str(st.st_size), str(st.st_mtime_ns)]
 
 
 def _stamp_key(path, sha256):
@@ -145,12 +188,32 @@ def _stamp_key(path, sha256):
     return f"{sha256} {st.st_size} {st.st_mtime_ns}"
 
 
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _clean_stale_parts(dest):
+    """Remove `<name>.<pid>.*.part` files of `dest` left by a download whose process died (a kill, a power
+    cut: no `finally` ran). A live process's part file is another download in progress: left alone."""
+    for part in Path(dest).parent.glob(f"{Path(dest).name}.*.part"):
+        pid = part.name[len(Path(dest).name) + 1:].split(".")[0]
+        if not pid.isdigit() or not _pid_alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
 def download(url, dest, expected_size=None, expected_sha256=None, progress=True, timeout=30):
     """Stream `url` (http(s) or file://) to `dest` through a temp file in the same folder, check size and
     sha256 while writing, then rename: an interrupted download never leaves a file at `dest`."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    _clean_stale_parts(dest)
+    fd, tmp = tempfile.mkstemp(prefix=f"{dest.name}.{os.getpid()}.", suffix=".part", dir=dest.parent)
     try:
         h = hashlib.sha256()
         with urllib.request.urlopen(url, timeout=timeout) as r, os.fdopen(fd, "wb") as f:
@@ -161,6 +224,8 @@ def download(url, dest, expected_size=None, expected_sha256=None, progress=True,
                     h.update(block)
                     bar.update(len(block))
         size = os.path.getsize(tmp)
+        if total and size != total:  # the server said how much it would send: a cut connection sends less
+            raise ChecksumError(f"download of {url} stopped at {size:,} of {total:,} bytes; fetch again")
         if expected_size is not None and size != expected_size:
             raise ChecksumError(f"download of {url} gave {size:,} bytes, expected {expected_size:,}")
         if expected_sha256 is not None and h.hexdigest() != expected_sha256:
@@ -190,17 +255,28 @@ def fetch(name, root=None, download_missing=True, progress=True, url=None):
     except (urllib.error.URLError, OSError) as e:
         raise MissingWeightsError(f"could not download {entry.filename} from {url} ({e}); this machine may "
                                   f"have no network. {_how_to_get(entry, dest)}") from e
-    if entry.sha256 is not None:  # hashed while downloading: stamp it so the next load skips re-hashing
-        dest.with_name(dest.name + ".sha256").write_text(_stamp_key(dest, entry.sha256) + "\n")
+    try:  # size floor and hash prefix, which download() does not know; stamps the hash for the next load
+        verify(dest, entry)
+    except ChecksumError:
+        dest.unlink()
+        raise
     return dest
 
 
-def resolve(name_or_path, **fetch_kwargs):
-    """A path to an existing file is used as it is; a registry name is fetched."""
-    if name_or_path in REGISTRY:
-        return fetch(name_or_path, **fetch_kwargs)
+def resolve(name_or_path, published=None, **fetch_kwargs):
+    """A registry name is fetched; a path to an existing file is the user's own and used as it is (the
+    loader checks its structure). `published`: the registry name of the file it stands in for; a note is
+    printed when the user's file is not that one (size first; the hash only when the size fits)."""
+    if str(name_or_path) in REGISTRY:
+        return fetch(str(name_or_path), **fetch_kwargs)
     path = Path(name_or_path).expanduser()
-    if not path.exists():
-        raise MissingWeightsError(f"{path} does not exist, and {str(name_or_path)!r} is not a registered "
-                                  f"file name (registered: {', '.join(REGISTRY)})")
+    if not path.is_file():
+        raise MissingWeightsError(
+            f"{path} {'is a folder, not a file' if path.is_dir() else 'does not exist'}, and {str(name_or_path)!r} "
+            f"is not a registered file name (registered: {', '.join(REGISTRY)})")
+    if published is not None:
+        why = published_mismatch(path, get_entry(published), stamp=False)
+        if why is not None:
+            print(f"note: {_shown(path)} is not the published {get_entry(published).filename} ({why}); "
+                  f"loaded as your own file, checked by its structure")
     return path

@@ -9,26 +9,34 @@ seed, wall time, device, commit, metrics). One call loads each:
     id_net = load_identity_net()    # image in [-1, 1] -> L2-normalised embedding
     judge = load_classifier()       # attribute logits; the judge of edits, never an editing loss
 """
-import json
 import os
 import subprocess
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from . import checkpoints
 from .official import load_stylegan2
+from ..files import BadJSONError, atomic_write, read_json, write_json
 from ..models.nets import (AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet, RealismJudge,
                            SmallCLIPConfig, small_clip)
 from ..paths import ROOT, WEIGHTS_DIR
 
 SYNTHFACES_DIR = WEIGHTS_DIR / "synthfaces"
 NAMES = ("generator", "clip", "identity", "classifier", "identity_judge", "realism")
+# what the load_* functions read from each record: checked up front, so a damaged record is named
+RECORD_KEYS = dict(clip=("config",), identity=("config",), classifier=("config", "attributes"),
+                   identity_judge=("config", "traits", "n_shape", "metrics"),  # metrics: the scorecard's rule
+                   realism=("config", "metrics.threshold"))
 
 
 class MissingModelError(FileNotFoundError):
     """A SynthFaces model file is not there."""
+
+
+class BadRecordError(BadJSONError):
+    """A SynthFaces record (`<name>.json`) that is truncated, corrupt or lacks what its loader reads."""
 
 
 def git_commit():
@@ -49,11 +57,9 @@ def save_model(name, state_dict, record, root=None, half=()):
     root.mkdir(parents=True, exist_ok=True)
     tensors = {k: (v.half() if k in half else v).detach().cpu().contiguous() for k, v in state_dict.items()}
     record = dict(record, name=name, commit=record.get("commit") or git_commit(), float16_keys=sorted(half))
-    for path, write in ((root / f"{name}.safetensors", lambda p: save_file(tensors, str(p))),
-                        (root / f"{name}.json", lambda p: p.write_text(json.dumps(record, indent=1) + "\n"))):
-        tmp = path.with_name(f".{path.name}.tmp")
-        write(tmp)
-        os.replace(tmp, path)
+    # bytes through a Python file: save_file(path) reports a full disk as an opaque SafetensorError
+    atomic_write(root / f"{name}.safetensors", lambda f: f.write(save(tensors)))
+    write_json(root / f"{name}.json", record)
     return root / f"{name}.safetensors"
 
 
@@ -62,7 +68,11 @@ def read_record(name, root=None):
     if not path.exists():
         raise MissingModelError(f"no SynthFaces {name} record at {path}. The shipped weights live in "
                                 f"data/weights/synthfaces/; notebooks/00_train_synthfaces_models.ipynb makes them.")
-    return json.loads(path.read_text())
+    # a shipped record is restored from git; a record of one's own run, by exporting the model again
+    rel = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+    return read_json(path, required=RECORD_KEYS.get(name, ()), error=BadRecordError,
+                     fix=f"Restore it from git (git checkout {rel}) if it is a shipped model, or re-export the "
+                         f"model (python -m styleclip_utils.train <recipe> --export, or notebook 00).")
 
 
 def _load(name, root):
