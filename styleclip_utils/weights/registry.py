@@ -138,10 +138,11 @@ def sha256_of(path, chunk=1 << 20):
     return h.hexdigest()
 
 
-def published_mismatch(path, entry, stamp=True):
+def published_mismatch(path, entry, stamp=True, digest=None):
     """Why the file at `path` is not the published `entry` (a sentence), or None when it is. The size is
     checked first (free); the hash only when the size fits. Hashing 1 GB takes seconds, so a verified file
-    gets a small `.sha256` stamp (hash, size, mtime) and is not re-hashed while it is unchanged."""
+    gets a small `.sha256` stamp (hash, size, mtime) and is not re-hashed while it is unchanged. `digest`:
+    the hash when the caller has it already (computed while downloading)."""
     path = Path(path)
     size = path.stat().st_size
     if entry.size is not None and size != entry.size:
@@ -151,9 +152,9 @@ def published_mismatch(path, entry, stamp=True):
     if entry.sha256 is None and entry.sha256_prefix is None:
         return None
     stamp_file = path.with_name(path.name + ".sha256")
-    if stamp_file.exists() and _stamp_matches(path, stamp_file):
+    if digest is None and stamp_file.exists() and _stamp_matches(path, stamp_file):
         digest = stamp_file.read_text().split()[0]
-    else:
+    elif digest is None:
         digest = sha256_of(path)
     expected = entry.sha256 or entry.sha256_prefix
     if not digest.startswith(expected):
@@ -207,7 +208,7 @@ def _clean_stale_parts(dest):
             part.unlink(missing_ok=True)
 
 
-def download(url, dest, expected_size=None, expected_sha256=None, progress=True, timeout=30):
+def download(url, dest, expected_size=None, expected_sha256=None, progress=True, timeout=30, check=None):
     """Stream `url` (http(s) or file://) to `dest` through a temp file in the same folder, check size and
     sha256 while writing, then rename: an interrupted download never leaves a file at `dest`."""
     dest = Path(dest)
@@ -230,6 +231,8 @@ def download(url, dest, expected_size=None, expected_sha256=None, progress=True,
             raise ChecksumError(f"download of {url} gave {size:,} bytes, expected {expected_size:,}")
         if expected_sha256 is not None and h.hexdigest() != expected_sha256:
             raise ChecksumError(f"download of {url} has sha256 {h.hexdigest()}, expected {expected_sha256}")
+        if check is not None:  # the caller's own checks, on the finished temp file, before the rename
+            check(tmp, h.hexdigest())
         os.replace(tmp, dest)
     except BaseException:
         if os.path.exists(tmp):
@@ -241,7 +244,8 @@ def download(url, dest, expected_size=None, expected_sha256=None, progress=True,
 def fetch(name, root=None, download_missing=True, progress=True, url=None):
     """Local path of registered file `name`, downloading it into the cache when missing.
 
-    `url` overrides the registry's URL (a mirror, or a file:// path)."""
+    `url` overrides the registry's URL (a mirror, or a file:// path). A download is checked in full (size or
+    size floor, hash or hash prefix) before it is renamed into the cache."""
     entry = get_entry(name)
     dest = local_path(name, root)
     if dest.exists():
@@ -250,16 +254,20 @@ def fetch(name, root=None, download_missing=True, progress=True, url=None):
     url = url or entry.url
     if not download_missing or url is None:
         raise MissingWeightsError(f"{entry.filename} is not in the cache. {_how_to_get(entry, dest)}")
+    digest = []
+
+    def check(tmp, sha256):  # the size floor and hash prefix, which download() does not know
+        why = published_mismatch(tmp, entry, stamp=False, digest=sha256)
+        if why is not None:
+            raise ChecksumError(f"the download of {entry.filename} from {url} is not the published file: {why}")
+        digest.append(sha256)
+
     try:
-        download(url, dest, entry.size, entry.sha256, progress=progress)
+        download(url, dest, entry.size, entry.sha256, progress=progress, check=check)
     except (urllib.error.URLError, OSError) as e:
         raise MissingWeightsError(f"could not download {entry.filename} from {url} ({e}); this machine may "
                                   f"have no network. {_how_to_get(entry, dest)}") from e
-    try:  # size floor and hash prefix, which download() does not know; stamps the hash for the next load
-        verify(dest, entry)
-    except ChecksumError:
-        dest.unlink()
-        raise
+    published_mismatch(dest, entry, digest=digest[0])  # writes the stamp: the next load does not re-hash
     return dest
 
 
