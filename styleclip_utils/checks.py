@@ -164,3 +164,38 @@ def check_03(preset, prompts, free_prompts, spaces, space, steps, lr, l2_lambda,
     if figures_dir:
         writable_dir("figures_dir", figures_dir, "")
     return resolve_device(device)
+
+
+def check_02(preset, train_steps, n_test, project_steps, refine_steps, prompts, n_edit, space, steps, photo,
+             photo_prompt, encoder, generator, clip, arcface, seed, device, precision, weights_dir, figures_dir, out_dir):
+    """Notebook 02 -> the torch.device to run on."""
+    from .edit.optimize import ROW_PRESETS, SPACES
+
+    one_of("preset", preset, PRESETS)
+    if not (isinstance(train_steps, int) and not isinstance(train_steps, bool) and 0 <= train_steps <= 1_000_000):
+        raise ValueError(f"train_steps must be 0 (load the trained encoder) or a number of steps, got {train_steps!r}")
+    if train_steps and preset == "ffhq":
+        raise ValueError("training in this notebook is for SynthFaces; fine-tune an FFHQ encoder with "
+                         "python -m styleclip_utils.train (docs/e4e.md)")
+    positive_int("n_test", n_test, 2000)
+    for name, value in (("project_steps", project_steps), ("refine_steps", refine_steps)):
+        if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100_000):
+            raise ValueError(f"{name} must be an integer in [0, 100000] (0: skip), got {value!r}")
+    check_prompts(prompts)
+    check_prompts([photo_prompt])
+    positive_int("n_edit", n_edit, 256)
+    positive_int("steps", steps, 100_000)
+    one_of("space", space, [s for s in SPACES if s not in ("z", "rows")] + list(ROW_PRESETS))  # W+ codes: no z
+    integer("seed", seed)
+    existing_file("photo", photo, "an image with a face")
+    for name, value, what in (("encoder", encoder, "an e4e file (e4e_ffhq_encode.pt)"),
+                              ("generator", generator, "a StyleGAN2 file"), ("clip", clip, "a CLIP ViT file"),
+                              ("arcface", arcface, "model_ir_se50.pth")):
+        existing_file(name, value, what)
+        if value and preset == "synthfaces":
+            raise ValueError(f"{name} is a file of the real pipeline: use it with preset='ffhq'")
+    one_of("precision", precision, PRECISIONS)
+    writable_dir("out_dir", out_dir, RUNS_DIR / "02_e4e_encoder")
+    if figures_dir:
+        writable_dir("figures_dir", figures_dir, "")
+    return resolve_device(device)

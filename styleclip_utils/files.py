@@ -85,3 +85,17 @@ def _write_failed(path, e):
 def write_json(path, obj):
     """`obj` as indented JSON, written atomically (`atomic_write`)."""
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=1) + "\n").encode()))
+
+
+def pid_alive(pid):
+    """Whether process `pid` runs on this machine: the owner test of temp files named after their process (a
+    killed writer runs no `finally`, so the next one removes what a dead pid left)."""
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows: assume alive
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True

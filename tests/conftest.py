@@ -15,6 +15,7 @@ import torch
 from styleclip_utils.data.attributes import ALL_ATTRIBUTES, FACE_SHAPE, IDENTITY_TRAITS
 from styleclip_utils.models.nets import (AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet, RealismJudge,
                                         SmallCLIPConfig, small_clip)
+from styleclip_utils.models.e4e import E4E, E4EConfig
 from styleclip_utils.train.stylegan2 import GANConfig
 from styleclip_utils.weights import zoo
 
@@ -70,7 +71,20 @@ def save_dummy_weights(root, seed=0):
         metrics=dict(traits_used=["sex", "age", "shape"], shape_tolerance=0.5)), root=root)
     zoo.save_model("realism", realism.state_dict(), dict(common, config=asdict(realism.cfg),
                                                           metrics=dict(threshold=0.0)), root=root)
+    encoder = dummy_encoder(G, seed)
+    zoo.save_model("encoder", encoder.state_dict(), dict(common, config=asdict(encoder.cfg), recipe="e4e", wall_time_s=0,
+                                                          device_name="cpu", metrics={}), root=root)
     return Path(root)
+
+
+TINY_E4E = dict(stage_units=(1, 1, 1, 1), widths=(16, 24, 32, 48), block_width=16)
+
+
+def dummy_encoder(G, seed=0):
+    """A tiny random e4e encoder for the tiny generator G (32 px, its rows and style size)."""
+    torch.manual_seed(seed)
+    return E4E(E4EConfig(in_size=G.size, n_styles=G.n_latent, style_dim=G.style_dim, **TINY_E4E),
+               latent_avg=G.w_avg).eval()
 
 
 def dummy_identity_judge(seed=0):

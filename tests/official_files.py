@@ -61,7 +61,26 @@ def write_official_files(folder, seed=0):
     folder.mkdir(parents=True, exist_ok=True)
     paths = dict(generator=folder / "stylegan2-config-f-256.pt", clip=folder / "ViT-B-32-resaved.pt",
                  arcface=folder / "model_ir_se50-resaved.pth")
-    torch.save(stylegan2_config_f_256(seed), paths["generator"])
+    generator = stylegan2_config_f_256(seed)
+    torch.save(generator, paths["generator"])
+    paths["e4e"] = write_e4e_file(folder / "e4e-small-256.pt", generator, seed)
     torch.save(clip_vit_b32(seed), paths["clip"])
     torch.save(arcface_ir_se50(seed), paths["arcface"])
     return paths
+
+
+def write_e4e_file(path, generator_ckpt, seed=0):
+    """An e4e file in the official layout (`state_dict` with `encoder.*` and `decoder.*`, `latent_avg`
+    [n_latent, 512], `opts`) for the 256 px generator: the official encoder's structure at a small width (the
+    full IR-SE50 encoder is 267 M parameters; its key layout is checked against the manifest in test_e4e)."""
+    from styleclip_utils.models.e4e import E4E, E4EConfig
+
+    torch.manual_seed(seed)
+    g = generator_ckpt["g_ema"]
+    n_latent = 2 * int(math.log2(256)) - 2
+    E = E4E(E4EConfig(in_size=256, n_styles=n_latent, style_dim=512, stage_units=(1, 1, 1, 1), widths=(16, 24, 32, 48),
+                      block_width=16), latent_avg=generator_ckpt["latent_avg"])
+    sd = {f"encoder.{k}": v for k, v in E.encoder.state_dict().items()}
+    sd.update({f"decoder.{k}": v for k, v in g.items()})
+    torch.save({"state_dict": sd, "latent_avg": E.latent_avg.clone(), "opts": {"stylegan_size": 1024}}, path)
+    return path

@@ -85,6 +85,30 @@ def test_check_03(bad, message):
         checks.check_03(**dict(GOOD_03, **bad))
 
 
+GOOD_02 = dict(preset="synthfaces", train_steps=0, n_test=16, project_steps=500, refine_steps=50, prompts=["red hair"],
+               n_edit=4, space="medium", steps=40, photo="", photo_prompt="red hair", encoder="", generator="", clip="",
+               arcface="", seed=7, device="auto", precision="bf16", weights_dir="", figures_dir="", out_dir="")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(preset="x"), "preset must be one of"),
+    (dict(train_steps=-1), "train_steps must be 0"),
+    (dict(train_steps=10, preset="ffhq"), "training in this notebook is for SynthFaces"),
+    (dict(n_test=0), "n_test must be an integer >= 1"),
+    (dict(project_steps=1.5), "project_steps must be an integer"),
+    (dict(space="z"), "space must be one of"),
+    (dict(photo_prompt=""), "a prompt is empty"),
+    (dict(photo="/nonexistent.jpg"), "is not a file"),
+    (dict(encoder=__file__), "use it with preset='ffhq'"),
+    (dict(seed="7"), "seed must be an integer"),
+    (dict(out_dir=__file__), "is a file, not a folder"),
+])
+def test_check_02(bad, message):
+    assert checks.check_02(**GOOD_02).type in ("cpu", "cuda")
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        checks.check_02(**dict(GOOD_02, **bad))
+
+
 GOOD_00 = dict(recipe="classifier", steps=60, n_images=1000, overrides={}, resume=True, export=False, device="auto",
                weights_dir="", out_dir="")
 
@@ -250,3 +274,32 @@ def test_03_ffhq_preset_with_files_of_the_official_layouts(official_files, tmp_p
     for row in metrics["table"]:
         assert -1 <= row["clip_score"] <= 1 and -1 <= row["id_similarity"] <= 1 and row["seconds"] > 0
     assert "'a clown': CLIP score" in text and "Highest CLIP score" in text
+
+
+@pytest.mark.slow
+def test_02_inverts_scores_and_edits_a_photo(tiny_weights, tmp_path):
+    params = dict(n_test=6, project_steps=3, refine_steps=2, prompts=["a clown"], n_edit=2, steps=2,
+                  photo_prompt="a clown", weights_dir=str(tiny_weights), out_dir=str(tmp_path))
+    out = run_notebook("02_e4e_encoder", params, out_dir=tmp_path, progress=False)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(metrics["inversion"]) == ["average face", "e4e", "e4e + 2 opt. steps", "W+ optimisation, 3 steps"]
+    for q in metrics["inversion"].values():
+        assert q["n"] == 6 and 0 <= q["identity_kept"] <= 1 and 0 <= q["attributes_kept"] <= 1 and q["mse"] > 0
+    assert set(metrics["editability"]) == {"generated", "inverted"} and metrics["photo"]["n"] == 1
+    assert {"02_reconstructions.png", "02_photo_edit.png"} <= {p.name for p in tmp_path.iterdir()}
+    text = out.read_text()
+    assert "| e4e |" in text and "'a clown'" in text
+
+
+@pytest.mark.slow
+def test_02_ffhq_preset_aligns_inverts_and_edits_a_photo(official_files, tmp_path):
+    """preset='ffhq': a photo (a SynthFaces face pasted into a scene) is aligned, inverted by an e4e file of the
+    official layout (its own decoder: the 256 px config-f generator), and edited with ViT-B/32 and IR-SE50."""
+    params = dict(preset="ffhq", encoder=str(official_files["e4e"]), clip=str(official_files["clip"]),
+                  arcface=str(official_files["arcface"]), photo_prompt="a face with a mohawk", steps=2, space="w+",
+                  precision="fp32", out_dir=str(tmp_path / "out"))
+    out = run_notebook("02_e4e_encoder", params, out_dir=tmp_path, progress=False)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["inversion"] == {} and metrics["photo"]["n"] == 1 and -1 <= metrics["photo"]["clip_score"] <= 1
+    assert "'a face with a mohawk': CLIP score" in out.read_text()
+    assert (tmp_path / "out" / "02_photo_edit.png").exists()

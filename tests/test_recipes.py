@@ -23,7 +23,8 @@ def test_every_recipe_file_loads(name):
     assert R.name == name and R.run_name == name
     cfg = recipes.model_config(R, 53)
     kind = {"classifier": "ConvNetConfig", "identity": "ConvNetConfig", "identity_judge": "ConvNetConfig",
-            "realism_judge": "ConvNetConfig", "clip": "SmallCLIPConfig", "stylegan2": "GANConfig"}[R.model]
+            "realism_judge": "ConvNetConfig", "clip": "SmallCLIPConfig", "stylegan2": "GANConfig",
+            "e4e": "E4EConfig"}[R.model]
     assert type(cfg).__name__ == kind
     assert getattr(cfg, "size", getattr(cfg, "in_size", R.data["size"])) == R.data["size"]
 
@@ -181,3 +182,37 @@ def test_overrides_from_the_command_line_are_read_as_toml():
     assert recipes.parse_override("config.vision_layers=[1, 2, 1, 1]") == ("config.vision_layers", [1, 2, 1, 1])
     with pytest.raises(recipes.RecipeError, match="an override is KEY=VALUE"):
         recipes.parse_override("steps")
+
+
+def test_e4e_recipe_trains_exports_and_fine_tunes(tmp_path, tiny_weights, monkeypatch):
+    """The e4e recipe on the tiny models: trained and exported with its inversion table in the record; a second
+    stage fine-tunes from the exported encoder (another folder of images, as a user's) and records its lineage."""
+    monkeypatch.setattr(recipes, "ROOT", tmp_path)
+    e4e = f"""
+model = "e4e"
+precision = "fp32"
+eval_images = 8
+weights = "{tiny_weights}"
+[data]
+n_images = 200
+size = 32
+[config]
+stage_units = [1, 1, 1, 1]
+widths = [16, 24, 32, 48]
+block_width = 16
+[train]
+batch = 4
+progressive_start = 1
+progressive_step = 1
+"""
+    write_recipe(tmp_path / "e1.toml", "steps = 3\n" + e4e)
+    write_recipe(tmp_path / "e2.toml", 'steps = 2\ninit = "runs/e1/encoder.safetensors"\n' + e4e.replace("seed = 0", "")
+                 .replace("[data]", "[data]\nseed = 1"))
+    for stage in ("e1", "e2"):
+        train_main([str(tmp_path / f"{stage}.toml"), "--out", str(tmp_path / "runs"), "--no-progress"])
+    rec = zoo.read_record("encoder", tmp_path / "runs" / "e2")
+    assert rec["init"]["file"] == "runs/e1/encoder.safetensors" and rec["init"]["steps"] == 3
+    assert {"mse", "identity_kept", "attributes_kept", "seconds_per_image"} <= set(rec["metrics"])
+    assert rec["float16_keys"] and "latent_avg" not in rec["float16_keys"]
+    E = zoo.load_encoder(root=tmp_path / "runs" / "e2")
+    assert E(torch.rand(2, 3, 32, 32) * 2 - 1).shape == (2, 8, 32)

@@ -26,7 +26,7 @@ def test_records_say_how_each_model_was_made():
         assert {"config", "steps", "seed", "device", "commit", "metrics", "wall_time_s"} <= set(record), name
         assert record["steps"] > 0 and record["metrics"], name
     total = sum(p.stat().st_size for p in zoo.SYNTHFACES_DIR.glob("*.safetensors"))
-    assert total <= 40e6, f"shipped weights are {total / 1e6:.1f} MB (budget 40 MB)"
+    assert total <= 45e6, f"shipped weights are {total / 1e6:.1f} MB (budget 45 MB: 40 before the e4e encoder)"
 
 
 def test_classifier_recognises_fresh_faces():

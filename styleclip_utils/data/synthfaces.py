@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import read_json
+from ..files import pid_alive, read_json
 from .attributes import ALL_ATTRIBUTES, CELEBA_ATTRIBUTES, EXTRA_ATTRIBUTES, identity_traits, labels
 from .captions import captions
 from .render import RENDERER_VERSION, render_face, sample_background, sample_identity, sample_look, sample_pose
@@ -124,20 +124,8 @@ def _remove_stale(out_dir):
     folder from several machines at once.)"""
     for p in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.*-*"):
         kind, _, pid = p.name[len(out_dir.name) + 2:].partition("-")
-        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+        if kind in ("tmp", "old") and pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid):
-    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows: keep the folder
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, owned by another user
-        return True
-    return True
 
 
 def people(seed, n_ids):

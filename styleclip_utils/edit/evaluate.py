@@ -43,6 +43,27 @@ def start_faces(G, judge, prompts, n, truncation=0.7, seed=0, ws=None):
     return torch.cat(zs), torch.cat(wss), index
 
 
+@torch.no_grad()
+def inverted_starts(encoder, G, images, judge, prompts, n, batch=256):
+    """Start faces from inverted images (uint8 [N, 3, S, S]): for each prompt, the first n images whose
+    reconstruction G(E(x)) the attribute judge sees without the prompt's attribute (any n for a prompt it
+    cannot read) -> (None, ws [P*n, rows, dim], prompt index), as start_faces returns (no z for W+ codes)."""
+    dev = G.w_avg.device
+    ws = torch.cat([encoder(images[i:i + batch].to(dev).float() / 127.5 - 1) for i in range(0, len(images), batch)])
+    seen = torch.cat([judge.predict(G.synthesis(ws[i:i + batch], noise_mode="const")).cpu()
+                      for i in range(0, len(ws), batch)])
+    picks = []
+    for p in prompts:
+        column = target_column(p)
+        ok = torch.ones(len(ws), dtype=torch.bool) if column is None else ~seen[:, judge.index(column)]
+        idx = ok.nonzero()[:, 0][:n]
+        if len(idx) < n:
+            raise ValueError(f"only {len(idx)} of {len(ws)} inverted images lack {column}; need {n} (give more images)")
+        picks.append(idx)
+    index = torch.arange(len(prompts)).repeat_interleave(n).to(dev)
+    return None, ws[torch.cat(picks).to(dev)], index
+
+
 def space_config(space, **kw):
     """A space name of the notebooks (z, w, w+, s, coarse, medium, fine) -> EditConfig."""
     rows = space in ROW_PRESETS

@@ -9,13 +9,13 @@ layer), "w+" (one per layer, the official choice), "rows" (only some w+ rows mov
 of the optimised variable, as in the official code. Adam with the official schedule (warm-up over the first
 5%, cosine ramp-down over the last 25%). Images × prompts are edited as one batch.
 """
-import math
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
 from ..device import autocast, check_precision
+from ..schedules import lr_at  # noqa: F401 (re-exported: StyleCLIP's schedule)
 
 SPACES = ("z", "w", "w+", "rows", "s")
 
@@ -55,12 +55,6 @@ class EditConfig:
         if self.steps < 1 or self.lr <= 0 or self.l2_lambda < 0 or self.id_lambda < 0:
             raise ValueError("steps must be >= 1, lr > 0, and the lambdas >= 0")
         check_precision(self.precision)
-
-
-def lr_at(t, lr, rampdown=0.25, rampup=0.05):
-    """StyleCLIP's schedule (from StyleGAN2's projector): t = step / steps in [0, 1]."""
-    ramp = 0.5 - 0.5 * math.cos(math.pi * min(1.0, (1 - t) / rampdown))
-    return lr * ramp * min(1.0, t / rampup)
 
 
 def row_indices(rows, n_latent):

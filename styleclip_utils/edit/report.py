@@ -32,22 +32,24 @@ def prompt_table(cards, spaces, prompts, n, unseen=()):
     return "\n".join(lines)
 
 
-def space_table(cards, spaces, held_out=None):
-    """One row per space: good (all / on held-out items), success, same person, realistic, kept (judged); or
-    CLIP score, its gain, ID similarity, LPIPS, seconds per edit (open)."""
+def space_table(cards, spaces, held_out=None, label="space"):
+    """One row per space (or per whatever `cards` is keyed by; `label` heads that column): good (all / on
+    held-out items), success, same person, realistic, kept (judged); or CLIP score, its gain, ID similarity,
+    LPIPS, seconds per edit (open)."""
     summary = {s: summarize(cards[s]) for s in spaces}
+    w = max(7, *(len(s) for s in spaces))
     if not is_judged(cards[spaces[0]]):
-        lines = [f"{'space':7s} {'CLIP':>6s} {'gain':>7s} {'ID sim':>6s} {'LPIPS':>6s} {'s/edit':>7s}"]
+        lines = [f"{label:{w}s} {'CLIP':>6s} {'gain':>7s} {'ID sim':>6s} {'LPIPS':>6s} {'s/edit':>7s}"]
         for s in spaces:
             m = summary[s]
-            lines.append(f"{s:7s} {num(m['clip_score']):>6s} {num(m['clip_gain'], '+.3f'):>7s} "
+            lines.append(f"{s:{w}s} {num(m['clip_score']):>6s} {num(m['clip_gain'], '+.3f'):>7s} "
                          f"{num(m['id_similarity']):>6s} {num(m['distance']):>6s} {num(m['seconds'], '.2f'):>7s}")
         return "\n".join(lines)
-    lines = [f"{'space':7s} {'good':>5s} {'unseen':>6s} {'success':>7s} {'same':>5s} {'real':>5s} {'kept':>5s}"]
+    lines = [f"{label:{w}s} {'good':>5s} {'unseen':>6s} {'success':>7s} {'same':>5s} {'real':>5s} {'kept':>5s}"]
     for s in spaces:
         m = summary[s]
         h = summarize(cards[s], held_out) if held_out is not None and held_out.any() else {"good": None}
-        lines.append(f"{s:7s} {pct(m['good']):>5s} {pct(h['good']):>6s} {pct(m['success']):>7s} "
+        lines.append(f"{s:{w}s} {pct(m['good']):>5s} {pct(h['good']):>6s} {pct(m['success']):>7s} "
                      f"{pct(m['identity_kept']):>5s} {pct(m['realistic']):>5s} {pct(m['preserved']):>5s}")
     return "\n".join(lines)
 
@@ -88,3 +90,12 @@ def edit_label(card, k, space):
     if is_judged(card):
         return f"{space}: {'good' if card['good'][k] == 1 else 'no'}"
     return f"{space}: CLIP {float(card['clip_score'][k]):.2f}"
+
+
+def inversion_table(table):
+    """Markdown table of metrics.inversion.inversion_quality results, one row per inverter."""
+    lines = ["| inverter | MSE | perceptual | same person | attributes kept | ms/image |", "|---|---|---|---|---|---|"]
+    for name, q in table.items():
+        lines.append(f"| {name} | {q['mse']:.4f} | {q['perceptual']:.3f} | {pct(q['identity_kept'])} | "
+                     f"{100 * q['attributes_kept']:.1f}% | {1000 * q['seconds_per_image']:.1f} |")
+    return "\n".join(lines)

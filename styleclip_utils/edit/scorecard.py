@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from ..data.attributes import COLOR_COLUMNS, EXPRESSION_COLUMNS, STYLE_COLUMNS
 from ..data.prompts import check_prompts, target_column
 from ..losses.clip_loss import to_clip_input
+from ..losses.perceptual import feature_distance
 from ..metrics.judges import same_person, traits_an_edit_may_change
 from ..weights import zoo
 
@@ -63,16 +64,9 @@ def load_judges(device="cpu", root=None, clip_model=None, lpips_fn=None):
 
 @torch.no_grad()
 def perceptual_distance(classifier, a, b):
-    """An LPIPS-like distance on the attribute classifier's four stages (channel-normalised features, mean
-    squared difference, averaged over stages): the perceptual distance available without LPIPS's backbone."""
-    if a.shape[-1] != classifier.cfg.in_size:
-        a, b = (F.interpolate(x, size=classifier.cfg.in_size, mode="bilinear", align_corners=False, antialias=True)
-                for x in (a, b))
-    total = 0
-    for stage in classifier.features:
-        a, b = stage(a), stage(b)
-        total = total + (F.normalize(a, dim=1) - F.normalize(b, dim=1)).pow(2).sum(1).mean((1, 2))
-    return total / len(classifier.features)
+    """An LPIPS-like distance on the attribute classifier's four stages (losses.perceptual.feature_distance):
+    the perceptual distance available without LPIPS's backbone."""
+    return feature_distance(classifier, a, b)
 
 
 @torch.no_grad()

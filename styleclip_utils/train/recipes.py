@@ -17,6 +17,7 @@ from) when it has an `init`.
 import copy
 import hashlib
 import json
+import math
 import sys
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -27,11 +28,15 @@ from ..data import layout, synthfaces
 from ..data.attributes import FACE_SHAPE, IDENTITY_TRAITS, PROMPT_ATTRIBUTES
 from ..device import PRECISIONS, resolve_device
 from ..files import read_json, write_json
-from ..metrics import judges, quality
+from ..losses.identity import IDLoss
+from ..losses.perceptual import FeatureDistance
+from ..metrics import inversion, judges, quality
+from ..models.e4e import E4EConfig
 from ..models.nets import ConvNetConfig, SmallCLIPConfig
 from ..paths import DATA_DIR, RECIPES_DIR, ROOT, RUNS_DIR
 from ..weights import zoo
 from ..weights.checkpoints import load_checkpoint
+from .e4e import train_e4e
 from .nets import train_classifier, train_clip, train_identity, train_identity_judge, train_realism_judge
 from .stylegan2 import GANConfig, train_stylegan2
 
@@ -40,21 +45,23 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MODELS = ("classifier", "identity", "identity_judge", "realism_judge", "clip", "stylegan2")
+MODELS = ("classifier", "identity", "identity_judge", "realism_judge", "clip", "stylegan2", "e4e")
 EXPORT_NAME = dict(classifier="classifier", identity="identity", identity_judge="identity_judge", realism_judge="realism",
-                   clip="clip",
-                   stylegan2="generator")
+                   clip="clip", stylegan2="generator", e4e="encoder")
 CLIP_HALF_KEYS = ("token_embedding.weight",)  # stored in float16, as OpenAI ships CLIP (76% of its weights)
-# stored wholly in float16 (the shipped weights' 40 MB budget); measured after the rounding, as they ship
-HALF_MODELS = ("identity_judge", "realism_judge")
+# stored wholly in float16 (the shipped weights' 45 MB budget); measured after the rounding, as they ship
+HALF_MODELS = ("identity_judge", "realism_judge", "e4e")
 # what each trainer takes in [train] (its keyword arguments besides data, config, seed, device, precision)
 TRAIN_KEYS = dict(classifier=("batch", "lr"), identity=("batch", "lr"), identity_judge=("batch", "lr", "shape_weight"),
                   realism_judge=("batch", "lr"),
-                  clip=("batch", "lr", "label_captions", "label_on", "blur", "neutral"), stylegan2=())
+                  clip=("batch", "lr", "label_captions", "label_on", "blur", "neutral"), stylegan2=(),
+                  e4e=("batch", "lr", "l2_lambda", "lpips_lambda", "id_lambda", "w_discriminator_lambda", "delta_lambda",
+                       "d_lr", "r1_gamma", "d_reg_every", "pool_size", "progressive_start", "progressive_step"))
 CONFIG_KEYS = dict(classifier=("width",), identity=("width", "out_dim"), identity_judge=("width",),
                    realism_judge=("width",),
                    clip=tuple(f.name for f in fields(SmallCLIPConfig)),
-                   stylegan2=tuple(f.name for f in fields(GANConfig) if f.name not in ("size", "precision")))
+                   stylegan2=tuple(f.name for f in fields(GANConfig) if f.name not in ("size", "precision")),
+                   e4e=tuple(f.name for f in fields(E4EConfig) if f.name not in ("in_size", "n_styles", "style_dim")))
 
 
 class RecipeError(ValueError):
@@ -85,9 +92,9 @@ class Recipe:
 
     @property
     def run_name(self):
-        # The GAN's lr is constant, so more steps continue the same run; the nets' lr schedule is a function
-        # of the total steps, so another total is another run.
-        changed = {k: v for k, v in self.overrides.items() if not (k == "steps" and self.model == "stylegan2")}
+        # The GAN's and e4e's lr are constant, so more steps continue the same run; the nets' lr schedule is a
+        # function of the total steps, so another total is another run.
+        changed = {k: v for k, v in self.overrides.items() if not (k == "steps" and self.model in ("stylegan2", "e4e"))}
         if not changed:
             return self.name
         digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
@@ -189,7 +196,7 @@ def check_recipe(R):
     defaults = {f.name: f.default if f.default_factory is MISSING else f.default_factory()
                 for f in fields({"classifier": ConvNetConfig, "identity": ConvNetConfig,
                                  "identity_judge": ConvNetConfig, "realism_judge": ConvNetConfig, "clip": SmallCLIPConfig,
-                                 "stylegan2": GANConfig}[R.model])}
+                                 "stylegan2": GANConfig, "e4e": E4EConfig}[R.model])}
     for section, values, kinds in (("config", R.config, defaults), ("train", R.train, TRAIN_TYPES)):
         for key, value in values.items():
             if not _same_kind(value, kinds[key], key):
@@ -201,12 +208,16 @@ def check_recipe(R):
     return R
 
 
-TRAIN_TYPES = dict(batch=64, lr=1e-3, label_captions=0, label_on="all", blur=0.0, neutral=0.0, shape_weight=1.0)
+TRAIN_TYPES = dict(batch=64, lr=1e-3, label_captions=0, label_on="all", blur=0.0, neutral=0.0, shape_weight=1.0,
+                   l2_lambda=1.0, lpips_lambda=0.8, id_lambda=0.1, w_discriminator_lambda=0.1, delta_lambda=2e-4,
+                   d_lr=2e-5, r1_gamma=10.0, d_reg_every=16, pool_size=50, progressive_start=0, progressive_step=0)
 
 
 def _same_kind(value, example, key):
     """TOML's types against a config field's default: bools for bools, numbers for floats, ints for ints;
     `vision_layers` is an int (ViT depth) or a list (ResNet blocks per stage)."""
+    if key in ("stage_units", "widths"):  # TOML lists for the e4e body's tuples
+        return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     if key == "vision_layers":
         return (isinstance(value, int) and not isinstance(value, bool)) or (
             isinstance(value, list) and all(isinstance(v, int) for v in value))
@@ -232,6 +243,9 @@ def model_config(R, n_attributes):
         if isinstance(c.get("vision_layers"), list):  # TOML has no tuples: a list means the ResNet tower
             c["vision_layers"] = tuple(c["vision_layers"])
         return SmallCLIPConfig(**c)
+    if R.model == "e4e":  # rows and width from the generator it inverts
+        g = zoo.read_record("generator", R.weights_dir)["config"]
+        return E4EConfig(in_size=size, n_styles=2 * int(math.log2(g["size"])) - 2, style_dim=g["style_dim"], **c)
     if "channels" in c:  # TOML keys are strings
         c["channels"] = {int(k): v for k, v in c["channels"].items()}
     return GANConfig(size=size, precision=R.precision, **c)
@@ -324,8 +338,21 @@ def train(R, out_dir=None, resume=False, progress=True, stop_by=None, data=None)
         columns = None if label_on == "all" else [c for c in PROMPT_ATTRIBUTES.values() if c in names]
         return train_clip(tr["images"], tr["captions"], run_dir, R.steps, cfg, precision=R.precision,
                           attrs=tr["attrs"], attribute_names=names, label_columns=columns, init=init, **kw, **common)
+    if R.model == "e4e":  # the losses' models only: the identity net (ID loss, perceptual features)
+        G, id_net = zoo.load_generator(dev, R.weights_dir), zoo.load_identity_net(dev, R.weights_dir)
+        start = zoo.encoder_state(init) if init else None
+        return train_e4e(tr["images"], G, IDLoss("synthfaces", id_net), FeatureDistance(id_net), run_dir, R.steps, cfg,
+                         init=start, precision=R.precision, **R.train, **common)
     return train_stylegan2(tr["images"], run_dir, R.steps, cfg, init=init, clip_model=clip_model,
                            **common)
+
+
+def half_keys(R, sd):
+    """The keys a model ships in float16: every float of HALF_MODELS (e4e's latent_avg excepted: the codes'
+    origin, kept exact), the token table of the CLIP (export handles it), none otherwise."""
+    if R.model not in HALF_MODELS:
+        return ()
+    return tuple(k for k, v in sd.items() if v.is_floating_point() and k != "latent_avg")
 
 
 def evaluate(R, model, data=None, judge=None):
@@ -341,8 +368,8 @@ def evaluate(R, model, data=None, judge=None):
     dev = resolve_device(R.device)
     _, tr, te = data or load_data(R)
     if R.model in HALF_MODELS:  # measured as the file will hold it
-        model.load_state_dict({k: v.half().float() if v.is_floating_point() else v
-                               for k, v in model.state_dict().items()})
+        half = half_keys(R, model.state_dict())
+        model.load_state_dict({k: v.half().float() if k in half else v for k, v in model.state_dict().items()})
     if R.model == "classifier":
         per_attr, mean_acc = quality.classifier_accuracy(model, te["images"], te["attrs"], device=dev)
         return dict(mean_accuracy=mean_acc, per_attribute=per_attr)
@@ -361,6 +388,14 @@ def evaluate(R, model, data=None, judge=None):
                                for k, v in model.state_dict().items()})
         return dict(zero_shot=quality.clip_zero_shot(model, te["images"], te["attrs"], te["attribute_names"],
                                                      device=dev))
+    if R.model == "e4e":  # inversion of held-out people's renders, measured by the scorecard's judges
+        G, rule = zoo.load_generator(dev, R.weights_dir), zoo.read_record("identity_judge", R.weights_dir)["metrics"]
+        n = min(R.eval_images, len(te["images"]))
+        q = inversion.inversion_quality(model.to(dev), G, te["images"][:n], zoo.load_classifier(dev, R.weights_dir),
+                                        zoo.load_identity_judge(dev, R.weights_dir), rule["traits_used"],
+                                        rule["shape_tolerance"], device=dev)
+        q.pop("per_image")
+        return q
     judge = judge or zoo.load_classifier(dev, R.weights_dir)
     gen, data_freq, rel = quality.frequency_check(model, judge, te["attrs"], n=R.eval_images, seed=R.seed, device=dev)
     return dict(generated_frequency=gen, data_frequency=data_freq, relative_error=rel)
@@ -382,8 +417,8 @@ def export(R, model, trainer, metrics, weights_dir=None, root=None):
         record["init"] = read_json(init_json, f"Delete it and run the recipe again with --resume (resume=True): "
                                               f"train writes it anew from {R.init}.")
     sd = model.state_dict()
-    half = tuple(k for k, v in sd.items() if v.is_floating_point()) if R.model in HALF_MODELS else ()
-    if R.model in ("classifier", "identity", "identity_judge", "realism_judge"):
+    half = half_keys(R, sd)
+    if R.model in ("classifier", "identity", "identity_judge", "realism_judge", "e4e"):
         record["config"] = asdict(model.cfg)
         if R.model == "identity_judge":
             record.update(traits=model.traits, face_shape=list(FACE_SHAPE), n_shape=model.n_shape)
@@ -402,7 +437,8 @@ def export(R, model, trainer, metrics, weights_dir=None, root=None):
 
 
 # the quality bar of each shipped model (docs/models/*.md): what `headline` compares against
-BARS = dict(classifier=0.95, identity=0.95, identity_judge=0.95, realism_judge=0.95, clip=0.90, stylegan2=0.5)
+BARS = dict(classifier=0.95, identity=0.95, identity_judge=0.95, realism_judge=0.95, clip=0.90, stylegan2=0.5,
+            e4e=(0.80, 0.95))  # e4e: identity kept, attributes kept
 
 
 def headline(R, metrics):
@@ -429,6 +465,12 @@ def headline(R, metrics):
         worst, over = min(zs, key=zs.get), sum(v >= BARS["clip"] for v in zs.values())
         return (f"zero-shot {over} of {len(zs)} prompts >= {100 * BARS['clip']:.0f}%, mean "
                 f"{100 * sum(zs.values()) / len(zs):.1f}%, worst {worst} {100 * zs[worst]:.1f}%")
+    if R.model == "e4e":
+        (bar_id, bar_attr), idk, ak = BARS["e4e"], metrics["identity_kept"], metrics["attributes_kept"]
+        return (f"inverted held-out renders: same person {100 * idk:.1f}% (bar {100 * bar_id:.0f}%: "
+                f"{'met' if idk >= bar_id else 'not met'}), attributes kept {100 * ak:.1f}% (bar {100 * bar_attr:.0f}%: "
+                f"{'met' if ak >= bar_attr else 'not met'}), MSE {metrics['mse']:.4f}, "
+                f"{1000 * metrics['seconds_per_image']:.1f} ms/image")
     rel = metrics["relative_error"]
     worst, within = max(rel, key=rel.get), sum(v <= BARS["stylegan2"] for v in rel.values())
     return (f"{within} of {len(rel)} prompt attributes within ±{100 * BARS['stylegan2']:.0f}% of the data's "

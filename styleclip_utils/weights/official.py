@@ -180,3 +180,76 @@ def load_lpips(name_or_path="lpips-alexnet", device="cpu", **fetch_kwargs):
         for name, module in getattr(model.net, f"slice{k}").named_children():
             module.load_state_dict(alex.features[int(name)].state_dict())
     return model.eval().requires_grad_(False).to(device)
+
+
+# -----------------------------------------------------------------------------
+# e4e (encoder4editing)
+
+def infer_e4e_config(sd):
+    """E4EConfig from an encoder state dict's keys and shapes (`encoder.` prefix stripped)."""
+    from ..models.e4e import E4EConfig
+    try:
+        n_styles = len({k.split(".")[1] for k in sd if k.startswith("styles.")})
+        n_convs = [len([k for k in sd if k.startswith(f"styles.{i}.convs.") and k.endswith(".weight")])
+                   for i in range(n_styles)]
+        widths_of_units = [sd[f"body.{i}.res_layer.1.weight"].shape[0]
+                           for i in range(len({k.split(".")[1] for k in sd if k.startswith("body.")}))]
+        units, widths = [], []
+        for w in widths_of_units:  # a stage is a run of units of one width
+            if widths and widths[-1] == w:
+                units[-1] += 1
+            else:
+                units.append(1)
+                widths.append(w)
+        coarse = next((i for i, n in enumerate(n_convs) if n > n_convs[0]), n_styles)
+        middle = next((i for i, n in enumerate(n_convs) if n > n_convs[0] + 1), n_styles)
+        return E4EConfig(in_size=16 * 2 ** n_convs[0], n_styles=n_styles, style_dim=sd["styles.0.linear.weight"].shape[0],
+                         stage_units=tuple(units), widths=tuple(widths),
+                         block_width=sd["styles.0.convs.0.weight"].shape[0], coarse_ind=coarse, middle_ind=middle)
+    except (KeyError, IndexError, ValueError) as e:
+        raise CheckpointError(f"not an e4e encoder state dict ({e})") from e
+
+
+def load_e4e(name_or_path="e4e-ffhq-encode", device="cpu", with_generator=False, note=True, **fetch_kwargs):
+    """An e4e encoder -> frozen E4E (encoder + latent_avg) in eval mode; with_generator=True: (E4E, G) when the
+    file holds the generator it was trained for (the official file's decoder), else (E4E, None).
+
+    Layouts: the official `e4e_ffhq_encode.pt` ({"state_dict": {"encoder.*", "decoder.*"}, "latent_avg":
+    [18, 512], "opts"}); a SynthFaces export (flat `encoder.*` + `latent_avg`, safetensors); a training run's
+    `checkpoint.pt` (modules.encoder). The configuration is read from the keys. note=False: no note that a
+    path is not the published FFHQ file (the SynthFaces encoder is not meant to be)."""
+    import torch
+
+    from ..models.e4e import E4E
+
+    path = resolve(name_or_path, published="e4e-ffhq-encode" if note else None, **fetch_kwargs)
+    ckpt = load_checkpoint(path)
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("modules"), dict) and "encoder" in ckpt["modules"]:
+        ckpt = ckpt["modules"]["encoder"]  # a training checkpoint
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: expected an e4e checkpoint (a dict), got {type(ckpt).__name__}")
+    flat = ckpt["state_dict"] if isinstance(ckpt.get("state_dict"), dict) else ckpt
+    enc = {k[len("encoder."):]: v for k, v in flat.items() if k.startswith("encoder.")}
+    if not enc:
+        raise CheckpointError(f"{path} holds no encoder (no 'encoder.*' keys): is it a generator or a mapper file? "
+                              f"top-level keys: {sorted(map(str, ckpt))[:12]}")
+    latent_avg = ckpt.get("latent_avg", flat.get("latent_avg"))
+    cfg = infer_e4e_config(enc)
+    model = E4E(cfg)
+    check_state_dict(model.encoder, enc, what=f"e4e encoder in {path}")
+    model.encoder.load_state_dict({k: v.float() for k, v in enc.items()})
+    if latent_avg is None:
+        raise CheckpointError(f"{path} has no latent_avg: e4e's codes are offsets from it, so the file cannot be used")
+    if tuple(latent_avg.shape) not in ((cfg.style_dim,), (cfg.n_styles, cfg.style_dim)):
+        raise CheckpointError(f"{path}: latent_avg has shape {tuple(latent_avg.shape)}, the encoder writes "
+                              f"[{cfg.n_styles}, {cfg.style_dim}]")
+    model.latent_avg.copy_(torch.as_tensor(latent_avg).float().expand(cfg.n_styles, cfg.style_dim))
+    model = model.eval().requires_grad_(False).to(device)
+    if not with_generator:
+        return model
+    G = None
+    if any(k.startswith("decoder.") for k in flat):
+        G = load_stylegan2(path, device=device)
+        if G.n_latent != cfg.n_styles:
+            raise CheckpointError(f"{path}: the encoder writes {cfg.n_styles} rows, its decoder reads {G.n_latent}")
+    return model, G

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..files import atomic_write
+from ..files import atomic_write, pid_alive
 
 CACHE_ENV = "STYLECLIP_CACHE"
 
@@ -189,22 +189,12 @@ def _stamp_key(path, sha256):
     return f"{sha256} {st.st_size} {st.st_mtime_ns}"
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
 def _clean_stale_parts(dest):
     """Remove `<name>.<pid>.*.part` files of `dest` left by a download whose process died (a kill, a power
     cut: no `finally` ran). A live process's part file is another download in progress: left alone."""
     for part in Path(dest).parent.glob(f"{Path(dest).name}.*.part"):
         pid = part.name[len(Path(dest).name) + 1:].split(".")[0]
-        if not pid.isdigit() or not _pid_alive(int(pid)):
+        if not pid.isdigit() or not pid_alive(int(pid)):
             part.unlink(missing_ok=True)
 
 

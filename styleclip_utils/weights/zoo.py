@@ -17,18 +17,18 @@ import torch
 from safetensors.torch import save
 
 from . import checkpoints
-from .official import load_stylegan2
+from .official import load_e4e, load_stylegan2
 from ..files import BadJSONError, atomic_write, read_json, write_json
 from ..models.nets import (AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet, RealismJudge,
                            SmallCLIPConfig, small_clip)
 from ..paths import ROOT, WEIGHTS_DIR
 
 SYNTHFACES_DIR = WEIGHTS_DIR / "synthfaces"
-NAMES = ("generator", "clip", "identity", "classifier", "identity_judge", "realism")
+NAMES = ("generator", "clip", "identity", "classifier", "identity_judge", "realism", "encoder")
 # what the load_* functions read from each record: checked up front, so a damaged record is named
 RECORD_KEYS = dict(clip=("config",), identity=("config",), classifier=("config", "attributes"),
                    identity_judge=("config", "traits", "n_shape", "metrics"),  # metrics: the scorecard's rule
-                   realism=("config", "metrics.threshold"))
+                   realism=("config", "metrics.threshold"), encoder=("config",))
 
 
 class MissingModelError(FileNotFoundError):
@@ -124,3 +124,14 @@ def load_realism_judge(device="cpu", root=None):
     record, sd = _load("realism", root)
     model = RealismJudge(ConvNetConfig(**record["config"]), threshold=record["metrics"]["threshold"])
     return _finish(model, sd, "realism", device)
+
+
+def load_encoder(device="cpu", root=None):
+    """The SynthFaces e4e encoder (models.e4e.E4E: image -> W+ of the shipped generator)."""
+    read_record("encoder", root)  # a clear error when missing or damaged
+    return load_e4e(Path(root or SYNTHFACES_DIR) / "encoder.safetensors", device=device, note=False)
+
+
+def encoder_state(path):
+    """The E4E state dict in any e4e file (`load_e4e`'s layouts): what a fine-tuning run starts from."""
+    return load_e4e(path, note=False).state_dict()
