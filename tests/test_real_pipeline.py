@@ -67,3 +67,22 @@ def test_ffhq_preset_edits_and_scores(official_files):
     assert s["good"] is None and s["distance"] is None  # no judges; LPIPS n/a
     assert -1 <= s["clip_score"] <= 1 and 0 < s["id_similarity"] <= 1 + 1e-5 and s["seconds"] > 0
     assert not math.isnan(s["clip_gain"])
+
+
+def test_fine_tune_an_official_layout_e4e_file_on_users_images(official_files, tmp_path):
+    """Fine-tuning from an e4e file of the official layout (by path), on a user's images, with the IR-SE50
+    identity loss: the encoder starts from the file and moves."""
+    from conftest import dummy_identity_net
+    from styleclip_utils.losses.identity import IDLoss
+    from styleclip_utils.losses.perceptual import FeatureDistance
+    from styleclip_utils.train.e4e import train_e4e
+    from styleclip_utils.weights.official import load_e4e
+
+    E0, G = load_e4e(official_files["e4e"], with_generator=True)
+    images = (torch.rand(4, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    E, run = train_e4e(images, G, IDLoss("arcface", load_arcface(official_files["arcface"])),
+                       FeatureDistance(dummy_identity_net()), tmp_path, 2, E0.cfg, batch=2, init=E0.state_dict(),
+                       progress=False)
+    assert run.step == 2 and run.config["fine_tuned"]
+    moved = [k for k, v in E.state_dict().items() if not torch.equal(v, E0.state_dict()[k])]
+    assert moved and torch.equal(E.latent_avg, E0.latent_avg)

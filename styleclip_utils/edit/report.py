@@ -92,10 +92,12 @@ def edit_label(card, k, space):
     return f"{space}: CLIP {float(card['clip_score'][k]):.2f}"
 
 
-def inversion_table(table):
-    """Markdown table of metrics.inversion.inversion_quality results, one row per inverter."""
-    lines = ["| inverter | MSE | perceptual | same person | attributes kept | ms/image |", "|---|---|---|---|---|---|"]
+def inversion_table(table, timing=True):
+    """Markdown table of metrics.inversion.inversion_quality results, one row per inverter (timing=False: without
+    the ms/image column, for a cell whose output is compared across machines)."""
+    head = "| inverter | MSE | perceptual | same person | attributes kept |" + (" ms/image |" if timing else "")
+    lines = [head, "|---|---|---|---|---|" + ("---|" if timing else "")]
     for name, q in table.items():
         lines.append(f"| {name} | {q['mse']:.4f} | {q['perceptual']:.3f} | {pct(q['identity_kept'])} | "
-                     f"{100 * q['attributes_kept']:.1f}% | {1000 * q['seconds_per_image']:.1f} |")
+                     f"{100 * q['attributes_kept']:.1f}% |" + (f" {1000 * q['seconds_per_image']:.1f} |" if timing else ""))
     return "\n".join(lines)
