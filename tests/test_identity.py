@@ -3,7 +3,6 @@
 IR-SE50 is 43.8 M params and slow on CPU, so one random file is made, saved and loaded per module, and the
 tests share that model and keep batches small."""
 import json
-import math
 from pathlib import Path
 
 import pytest
