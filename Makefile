@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 # The notebooks `make demo` runs and nbval checks, in order (SynthFaces, shipped weights; 00 with its quick
 # parameters). Each writes into runs/<notebook>/ and runs/train/, never into tracked files.
-NOTEBOOKS := 00_train_synthfaces_models 01_data_prep 02_e4e_encoder 03_latent_optimization
+NOTEBOOKS := 00_train_synthfaces_models 01_data_prep 02_e4e_encoder 03_latent_optimization 05_global_directions
 NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .PHONY: setup test test-fast demo figures bench lab clean

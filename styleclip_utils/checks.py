@@ -199,3 +199,54 @@ def check_02(preset, train_steps, n_test, project_steps, refine_steps, prompts, 
     if figures_dir:
         writable_dir("figures_dir", figures_dir, "")
     return resolve_device(device)
+
+
+def check_05(preset, prompts, free_prompts, neutral, target_format, templates, relevance, n_relevance, n_channels,
+             max_resolution, alphas, betas, n_images, truncation, seed, space, compare_steps, generator, clip, arcface,
+             latents, encoder, device, precision, weights_dir, figures_dir, out_dir):
+    """Notebook 05 -> the torch.device to run on."""
+    from .edit.optimize import ROW_PRESETS, SPACES
+
+    one_of("preset", preset, PRESETS)
+    check_prompts(prompts)
+    if free_prompts:
+        check_prompts(free_prompts)
+    check_prompts([neutral])
+    if not isinstance(target_format, str) or target_format.count("{}") != 1:
+        raise ValueError(f"target_format must be a text with one {{}} where the prompt goes (e.g. 'face with {{}}'), "
+                         f"got {target_format!r}")
+    one_of("templates", templates, ("imagenet", "none"))
+    one_of("relevance", relevance, ("fast", "exact", "shipped"))
+    if relevance == "shipped" and preset != "synthfaces":
+        raise ValueError("relevance='shipped' is the SynthFaces exact relevance; with preset='ffhq' use 'fast' or 'exact'")
+    positive_int("n_relevance", n_relevance, 10_000)
+    if not (isinstance(n_channels, int) and not isinstance(n_channels, bool) and n_channels >= 0):
+        raise ValueError(f"n_channels must be 0 (every channel) or a number of channels, got {n_channels!r}")
+    if not (isinstance(max_resolution, int) and not isinstance(max_resolution, bool) and max_resolution >= 0):
+        raise ValueError(f"max_resolution must be 0 (every layer) or a resolution in px (official FFHQ: 128), "
+                         f"got {max_resolution!r}")
+    for name, values, low, high in (("alphas", alphas, -100, 100), ("betas", betas, 0, 0.999)):
+        if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or not values:
+            raise ValueError(f"{name} must be a non-empty list of numbers, got {values!r}")
+        for v in values:
+            number(name, v, low, high)
+    positive_int("n_images", n_images, 256)
+    number("truncation", truncation, 0, 1)
+    integer("seed", seed)
+    one_of("space", space, [s for s in SPACES if s != "rows"] + list(ROW_PRESETS))
+    if not (isinstance(compare_steps, int) and not isinstance(compare_steps, bool) and 0 <= compare_steps <= 100_000):
+        raise ValueError(f"compare_steps must be an integer in [0, 100000] (0: no optimisation column), got {compare_steps!r}")
+    for name, value, what in (("generator", generator, "a StyleGAN2 checkpoint"), ("clip", clip, "a CLIP ViT file"),
+                              ("arcface", arcface, "model_ir_se50.pth"),
+                              ("latents", latents, "a latents file [N, n_latent, 512]"),
+                              ("encoder", encoder, "an e4e file")):
+        existing_file(name, value, what)
+        if value and preset == "synthfaces" and name in ("generator", "clip", "arcface"):
+            raise ValueError(f"{name} is a file of the real pipeline: use it with preset='ffhq'")
+    if latents and space == "z":
+        raise ValueError("a latents file holds W+ codes, which have no z: choose another space, or leave latents ''")
+    one_of("precision", precision, PRECISIONS)
+    writable_dir("out_dir", out_dir, RUNS_DIR / "05_global_directions")
+    if figures_dir:
+        writable_dir("figures_dir", figures_dir, "")
+    return resolve_device(device)

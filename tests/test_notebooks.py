@@ -303,3 +303,75 @@ def test_02_ffhq_preset_aligns_inverts_and_edits_a_photo(official_files, tmp_pat
     assert metrics["inversion"] == {} and metrics["photo"]["n"] == 1 and -1 <= metrics["photo"]["clip_score"] <= 1
     assert "'a face with a mohawk': CLIP score" in out.read_text()
     assert (tmp_path / "out" / "02_photo_edit.png").exists()
+
+
+GOOD_05 = dict(preset="synthfaces", prompts=["red hair"], free_prompts=[], neutral="face", target_format="face with {}",
+               templates="imagenet", relevance="fast", n_relevance=16, n_channels=0, max_resolution=0, alphas=[3.0],
+               betas=[0.2], n_images=2, truncation=0.7, seed=0, space="medium", compare_steps=40, generator="",
+               clip="", arcface="", latents="", encoder="", device="cpu", precision="bf16", weights_dir="", figures_dir="",
+               out_dir="")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(preset="stylegan3"), "preset must be one of"),
+    (dict(target_format="face with red hair"), "target_format must be a text with one {}"),
+    (dict(templates="all"), "templates must be one of"),
+    (dict(relevance="slow"), "relevance must be one of"),
+    (dict(relevance="shipped", preset="ffhq"), "relevance='shipped' is the SynthFaces exact relevance"),
+    (dict(n_relevance=0), "n_relevance must be an integer >= 1"),
+    (dict(n_channels=-1), "n_channels must be 0"),
+    (dict(betas=[1.5]), "betas must be a number in"),
+    (dict(betas=0.2), "betas must be a non-empty list"),
+    (dict(alphas=[]), "alphas must be a non-empty list"),
+    (dict(compare_steps=-1), "compare_steps must be an integer"),
+    (dict(neutral=""), "empty"),
+    (dict(latents="/nonexistent.pt"), "is not a file"),
+    (dict(generator=__file__), "use it with preset='ffhq'"),
+])
+def test_check_05(bad, message):
+    checks.check_05(**GOOD_05)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        checks.check_05(**dict(GOOD_05, **bad))
+
+
+@pytest.mark.slow
+def test_05_global_directions(tiny_weights, tmp_path):
+    params = dict(prompts=["red hair", "smiling"], free_prompts=["a vampire"], n_relevance=2, alphas=[2.0, 4.0],
+                  betas=[0.05, 0.9], compare_steps=2, weights_dir=str(tiny_weights), out_dir=str(tmp_path))
+    out = run_notebook("05_global_directions", params, out_dir=tmp_path, progress=False)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(metrics["good_edit_rate"]) == ["global directions", "optimisation (medium)"]
+    assert metrics["relevance"]["method"] == "fast" and metrics["relevance"]["n_images"] == 2
+    beta_09 = [r for r in metrics["alpha_beta"] if r["beta"] == 0.9]
+    assert len(metrics["alpha_beta"]) == 4 and all(r["channels"] == 0 for r in beta_09)  # β 0.9 removes all
+    assert metrics["chosen"]["beta"] in (0.05, 0.9)
+    assert [(r["prompt"], r["method"]) for r in metrics["table"]] == [
+        (p, k) for p in ["red hair", "smiling"] for k in ["global directions", "optimisation (medium)"]]
+    assert all(r["seconds"] > 0 for r in metrics["table"])
+    assert {"05_alpha_beta.png", "05_methods.png", "relevance_fast.safetensors"} <= {p.name for p in tmp_path.iterdir()}
+    text = out.read_text()
+    assert "'a vampire' (no attribute judge)" in text and "one update:" in text and "channels survive" not in text[:0]
+
+
+@pytest.mark.slow
+def test_05_ffhq_preset_exact_relevance_on_a_channel_subset(official_files, tmp_path):
+    """preset='ffhq' on random weights of the official layouts (256 px config-f, ViT-B/32, IR-SE50): the exact
+    relevance of the first 6 channels, resumable from its cache, then edits scored by the open measures."""
+    params = dict(preset="ffhq", prompts=["a smiling face"], free_prompts=[], neutral="a face", target_format="{}",
+                  relevance="exact", n_relevance=1, n_channels=6, max_resolution=128, alphas=[2.0], betas=[0.0],
+                  n_images=1, compare_steps=0, generator=str(official_files["generator"]),
+                  clip=str(official_files["clip"]), arcface=str(official_files["arcface"]), out_dir=str(tmp_path / "out"))
+    out = run_notebook("05_global_directions", params, out_dir=tmp_path, progress=False)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["relevance"]["method"] == "exact" and metrics["relevance"]["channels"] == 6
+    assert metrics["good_edit_rate"] == {"global directions": None}      # no judges for FFHQ
+    row = metrics["table"][0]
+    assert -1 <= row["clip_score"] <= 1 and -1 <= row["id_similarity"] <= 1
+    assert torch_load_done(tmp_path / "out" / "relevance_cache.pt") == 6
+    assert "FFHQ StyleGAN2 256 px" in out.read_text()
+
+
+def torch_load_done(path):
+    import torch
+
+    return torch.load(path, weights_only=True)["done"]

@@ -121,3 +121,15 @@ def test_generated_clip_rates_count_clip_says_on_the_judged_faces():
     agree = [(s == torch.tensor([bool(f[2].get(attributes.PROMPT_ATTRIBUTES[p], False)) for f in faces]))
              .float().mean() for p, s in says.items()]
     assert sum(agree) / len(agree) > 0.85, f"CLIP agrees with the labels on {sum(agree) / len(agree):.2f}"
+
+
+def test_shipped_relevance_belongs_to_the_shipped_generator_and_clip():
+    """The exact relevance (notebook 05's reference) was computed for these very weights: a re-shipped
+    generator or CLIP must come with a recomputed one (scripts/precompute_relevance.py)."""
+    from styleclip_utils.edit import global_directions as gd
+
+    G, C = zoo.load_generator(), zoo.load_clip()
+    rel = gd.Relevance.load(zoo.SYNTHFACES_DIR / "relevance_exact.safetensors", G, C)  # refuses other weights
+    assert rel.about["method"] == "exact" and rel.about["n_images"] == 100
+    assert torch.equal(rel.channels, gd.channel_index(G))
+    assert torch.allclose(rel.fs3.norm(dim=1), torch.ones(len(rel.channels)), atol=1e-4)

@@ -101,3 +101,30 @@ def inversion_table(table, timing=True):
         lines.append(f"| {name} | {q['mse']:.4f} | {q['perceptual']:.3f} | {pct(q['identity_kept'])} | "
                      f"{100 * q['attributes_kept']:.1f}% |" + (f" {1000 * q['seconds_per_image']:.1f} |" if timing else ""))
     return "\n".join(lines)
+
+
+def pick_alpha_beta(rows, min_id_similarity=0.5):
+    """The (alpha, beta) of the best grid row: the highest good-edit rate (ties: success, then same person)
+    where judges exist; else the highest CLIP score among rows whose ID similarity is at least
+    `min_id_similarity` (all rows if none is)."""
+    if rows[0]["good"] is not None:
+        best = max(rows, key=lambda r: (r["good"], r["success"] or 0, r["identity_kept"] or 0))
+    else:
+        ok = [r for r in rows if (r.get("id_similarity") or 0) >= min_id_similarity] or rows
+        best = max(ok, key=lambda r: r["clip_score"])
+    return best["alpha"], best["beta"]
+
+
+def alpha_beta_table(rows):
+    """One line per (beta, alpha) of the grid: channels moved, then good/success/same/real/kept (judged) or
+    CLIP score, gain and ID similarity (open)."""
+    judged = rows[0]["good"] is not None
+    head = f"{'beta':>5s} {'alpha':>5s} {'chans':>6s} " + (f"{'good':>5s} {'success':>7s} {'same':>5s} {'real':>5s} {'kept':>5s}"
+                                                          if judged else f"{'CLIP':>6s} {'gain':>7s} {'ID sim':>6s}")
+    lines = [head]
+    for r in rows:
+        lead = f"{r['beta']:5.2f} {r['alpha']:5.1f} {r['channels']:6.0f} "
+        lines.append(lead + (f"{pct(r['good']):>5s} {pct(r['success']):>7s} {pct(r['identity_kept']):>5s} "
+                             f"{pct(r['realistic']):>5s} {pct(r['preserved']):>5s}" if judged else
+                             f"{num(r['clip_score']):>6s} {num(r['clip_gain'], '+.3f'):>7s} {num(r['id_similarity']):>6s}"))
+    return "\n".join(lines)
