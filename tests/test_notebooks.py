@@ -358,7 +358,7 @@ def test_05_ffhq_preset_exact_relevance_on_a_channel_subset(official_files, tmp_
     """preset='ffhq' on random weights of the official layouts (256 px config-f, ViT-B/32, IR-SE50): the exact
     relevance of the first 6 channels, resumable from its cache, then edits scored by the open measures."""
     params = dict(preset="ffhq", prompts=["a smiling face"], free_prompts=[], neutral="a face", target_format="{}",
-                  relevance="exact", n_relevance=1, n_channels=6, max_resolution=128, alphas=[2.0], betas=[0.0],
+                  templates="none", relevance="exact", n_relevance=1, n_channels=6, max_resolution=128, alphas=[2.0], betas=[0.0],
                   n_images=1, compare_steps=0, generator=str(official_files["generator"]),
                   clip=str(official_files["clip"]), arcface=str(official_files["arcface"]), out_dir=str(tmp_path / "out"))
     out = run_notebook("05_global_directions", params, out_dir=tmp_path, progress=False)
