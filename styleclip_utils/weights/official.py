@@ -253,3 +253,33 @@ def load_e4e(name_or_path="e4e-ffhq-encode", device="cpu", with_generator=False,
         if G.n_latent != cfg.n_styles:
             raise CheckpointError(f"{path}: the encoder writes {cfg.n_styles} rows, its decoder reads {G.n_latent}")
     return model, G
+
+
+def load_mapper(path, device="cpu", with_generator=False):
+    """A StyleCLIP latent mapper (models.mapper.LevelsMapper) from an official checkpoint ({"state_dict":
+    {"mapper.*", "decoder.*"}, "opts"}), a bare mapper state dict, or a SynthFaces export (safetensors). The
+    levels present are read from the keys (a mapper trained with no_fine_mapper has no `fine_mapping.*`), and
+    every key and shape is checked. with_generator=True also returns the file's decoder (None if it has none)."""
+    from ..models.mapper import LevelsMapper, infer_mapper_config
+
+    path = resolve(path)
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: expected a mapper checkpoint (a dict), got {type(ckpt).__name__}")
+    flat = ckpt["state_dict"] if isinstance(ckpt.get("state_dict"), dict) else ckpt
+    sd = {k[len("mapper."):]: v for k, v in flat.items() if k.startswith("mapper.")} or \
+        {k: v for k, v in flat.items() if k.split(".")[0] in ("course_mapping", "medium_mapping", "fine_mapping")}
+    if not sd:
+        raise CheckpointError(f"{path} holds no latent mapper (no 'mapper.*' keys): is it an e4e or a generator file? "
+                              f"keys: {sorted(map(str, flat))[:12]}")
+    try:
+        cfg = infer_mapper_config(sd)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from e
+    model = LevelsMapper(cfg)
+    check_state_dict(model, sd, what=f"latent mapper in {path}")
+    model.load_state_dict({k: v.float() for k, v in sd.items()})
+    model = model.eval().requires_grad_(False).to(device)
+    if not with_generator:
+        return model
+    return model, (load_stylegan2(path, device=device) if any(k.startswith("decoder.") for k in flat) else None)

@@ -1,0 +1,90 @@
+"""StyleCLIP's latent mapper (method 2), in the official layout: a LevelsMapper of three small MLPs, one per
+group of W+ rows, that maps a code to its edit. After training (one mapper per prompt), an edit is one
+forward pass:
+
+    ws_edit = ws + alpha * 0.1 * M(ws)      (official inference: alpha = 1)
+
+- coarse rows 0:4 (4-8 px), medium rows 4:8 (16-32 px), fine rows 8: (64 px up; 8:18 at 1024, 8:10 for the
+  64 px SynthFaces generator). The coarse module is named `course_mapping` (sic) in the official code and
+  its checkpoints; the name is kept so that they load strictly.
+- Each level: PixelNorm, then 4 EqualLinear(dim, dim, lr_mul 0.01, fused leaky ReLU), keys `mapping.1..4`.
+- The PixelNorm quirk: the official mapper feeds the rows [B, rows, dim] to a PixelNorm that normalises over
+  dim 1, i.e. *across the level's rows* for each feature, not over each row's features (REFERENCE.md).
+  Trained mappers depend on it, so it is the default; `pixelnorm_across_rows=False` normalises each row.
+- A disabled level outputs zeros (its rows are left alone), as `no_coarse_mapper` etc. do.
+"""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .stylegan2 import EqualLinear
+
+LEVELS = {"coarse": (0, 4), "medium": (4, 8), "fine": (8, None)}   # W+ rows of each level
+MODULE_NAMES = {"coarse": "course_mapping", "medium": "medium_mapping", "fine": "fine_mapping"}
+EDIT_SCALE = 0.1   # official inference: w + 0.1 * M(w)
+
+
+@dataclass(frozen=True)
+class MapperConfig:
+    dim: int = 512                                    # style_dim of the generator
+    levels: tuple = ("coarse", "medium", "fine")      # the levels that edit; the others output zeros
+    n_layers: int = 4                                 # EqualLinear layers per level
+    lr_mul: float = 0.01
+    pixelnorm_across_rows: bool = True                # the official quirk (module docstring)
+
+    def __post_init__(self):
+        bad = [lv for lv in self.levels if lv not in LEVELS]
+        if bad or not self.levels:
+            raise ValueError(f"levels must be a non-empty subset of {list(LEVELS)}, got {self.levels!r}")
+
+
+class LevelMapping(nn.Module):
+    """PixelNorm + n EqualLinear with fused leaky ReLU (the official `Mapper`); `mapping.0` is the norm."""
+
+    def __init__(self, dim, n_layers=4, lr_mul=0.01, across_rows=True):
+        super().__init__()
+        self.across_rows = across_rows
+        self.mapping = nn.Sequential(nn.Identity(), *[EqualLinear(dim, dim, lr_mul=lr_mul, activation="fused_lrelu")
+                                                      for _ in range(n_layers)])
+
+    def forward(self, x):
+        """x [B, rows, dim] -> [B, rows, dim]."""
+        axis = 1 if self.across_rows else -1
+        x = x * torch.rsqrt(torch.mean(x ** 2, dim=axis, keepdim=True) + 1e-8)
+        # each row through the MLP (StyleCLIP's fused_leaky_relu adds a 3-D input's bias on its last dim)
+        return self.mapping(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+
+class LevelsMapper(nn.Module):
+    """ws [B, n_latent, dim] -> the edit direction M(ws), same shape (zeros on the rows of disabled levels)."""
+
+    def __init__(self, cfg=MapperConfig()):
+        super().__init__()
+        self.cfg = cfg
+        for level in cfg.levels:
+            self.add_module(MODULE_NAMES[level], LevelMapping(cfg.dim, cfg.n_layers, cfg.lr_mul,
+                                                              cfg.pixelnorm_across_rows))
+
+    def forward(self, ws):
+        if ws.dim() != 3 or ws.shape[2] != self.cfg.dim or ws.shape[1] <= LEVELS["fine"][0]:
+            raise ValueError(f"the mapper takes W+ codes [B, rows > 8, {self.cfg.dim}], got {tuple(ws.shape)}")
+        out = []
+        for level, (start, stop) in LEVELS.items():
+            x = ws[:, start:stop]
+            out.append(getattr(self, MODULE_NAMES[level])(x) if level in self.cfg.levels else torch.zeros_like(x))
+        return torch.cat(out, 1)
+
+    def edit(self, ws, alpha=1.0):
+        """ws + alpha · 0.1 · M(ws): alpha is the user's strength (1: the official edit; 0: none; < 0: away)."""
+        return ws + alpha * EDIT_SCALE * self(ws)
+
+
+def infer_mapper_config(sd):
+    """MapperConfig from a mapper state dict (keys `course_mapping.mapping.1.weight`, ...; no `mapper.` prefix)."""
+    levels = tuple(lv for lv, name in MODULE_NAMES.items() if f"{name}.mapping.1.weight" in sd)
+    if not levels:
+        raise ValueError("no level of a LevelsMapper in these keys (course_mapping / medium_mapping / fine_mapping)")
+    name = MODULE_NAMES[levels[0]]
+    n_layers = sum(1 for k in sd if k.startswith(f"{name}.mapping.") and k.endswith(".weight"))
+    return MapperConfig(dim=int(sd[f"{name}.mapping.1.weight"].shape[1]), levels=levels, n_layers=n_layers)
