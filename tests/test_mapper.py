@@ -98,3 +98,42 @@ def test_edit_strength():
         M(torch.randn(2, 16))
     with pytest.raises(ValueError, match="levels must be"):
         MapperConfig(levels=("hair",))
+
+
+def tiny_setup():
+    from conftest import dummy_clip, dummy_generator, dummy_identity_net
+    from styleclip_utils.losses.clip_loss import CLIPLoss
+    from styleclip_utils.losses.identity import IDLoss
+
+    G, C = dummy_generator(), dummy_clip()
+    id_loss = IDLoss("synthfaces", dummy_identity_net())
+    return G, CLIPLoss(C, ["red hair"]), id_loss
+
+
+def test_a_tiny_mapper_lowers_its_loss_and_resumes_exactly(tmp_path):
+    from styleclip_utils.train.loop import read_log
+    from styleclip_utils.train.mapper import latents_from_generator, save_latents, train_mapper
+
+    G, clip_loss, id_loss = tiny_setup()
+    latents = latents_from_generator(G, 32, seed=0)
+    assert latents.shape == (32, G.n_latent, G.style_dim)
+    save_latents(latents, tmp_path / "train_faces.pt")
+    assert torch.equal(torch.load(tmp_path / "train_faces.pt", weights_only=True), latents)  # the official layout
+    kw = dict(cfg=MapperConfig(dim=G.style_dim), batch=4, lr=0.5, log_every=1, ckpt_every=5, progress=False)
+    M, _ = train_mapper(latents, G, clip_loss, id_loss, tmp_path / "full", 30, **kw)
+    log = read_log(tmp_path / "full")
+    first, last = sum(r["loss"] for r in log[:5]) / 5, sum(r["loss"] for r in log[-5:]) / 5
+    assert last < first - 1e-3, (first, last)
+    assert {"loss_clip", "loss_l2_latent", "loss_id", "loss"} <= set(log[-1])
+    # stopped at step 10 and resumed: the same mapper and log as the uninterrupted run
+    train_mapper(latents, G, clip_loss, id_loss, tmp_path / "cut2", 30, stop_at=10, **kw)
+    M2, _ = train_mapper(latents, G, clip_loss, id_loss, tmp_path / "cut2", 30, **kw)
+    assert all(torch.equal(a, b) for a, b in zip(M.state_dict().values(), M2.state_dict().values()))
+    def no_time(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert no_time(read_log(tmp_path / "cut2")) == no_time(log)
+    with pytest.raises(ValueError, match="one prompt"):
+        from styleclip_utils.losses.clip_loss import CLIPLoss
+        train_mapper(latents, G, CLIPLoss(clip_loss.model, ["a", "b"]), id_loss, tmp_path / "x", 1, **kw)
+    with pytest.raises(ValueError, match="latents must be"):
+        train_mapper(latents[:, :3], G, clip_loss, id_loss, tmp_path / "y", 1, **kw)

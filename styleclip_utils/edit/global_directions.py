@@ -375,7 +375,7 @@ class Relevance:
 
 
 def compute_relevance(G, clip_model, method="fast", n_images=16, seed=1, stats_images=10000, max_resolution=None,
-                      n_channels=0, cache=None, batch=None, progress=True):
+                      n_channels=0, cache=None, batch=None, precision="bf16", progress=True):
     """Relevance of G's channels to clip_model's space by `method` ("fast": the Jacobian; "exact": the official
     definition, resumable through `cache`), averaged over n_images faces of `seed` -> Relevance. n_channels > 0
     keeps only the first n channels (a quick look, or a test); max_resolution: the official FFHQ run stops at 128."""
@@ -388,11 +388,12 @@ def compute_relevance(G, clip_model, method="fast", n_images=16, seed=1, stats_i
     styles = sample_styles(G, n_images, seed)
     t = time.perf_counter()
     if method == "fast":
-        fs3 = fast_relevance(G, clip_model, styles, channels, batch=batch or 8, progress=progress)
+        fs3 = fast_relevance(G, clip_model, styles, channels, batch=batch or 8, precision=precision, progress=progress)
     else:
         fs3 = exact_relevance(G, clip_model, styles, mean, std, channels, batch=batch or 512, cache=cache,
                               progress=progress)
     about = dict(method=method, n_images=n_images, seed=seed, stats_images=stats_images, channels=len(channels),
+                 precision=precision if method == "fast" else "fp32",
                  max_resolution=max_resolution, seconds=round(time.perf_counter() - t, 2),
                  device=str(styles.device), models=model_hash(G, clip_model))
     return Relevance(fs3.cpu(), channels.cpu(), mean.cpu(), std.cpu(), about)

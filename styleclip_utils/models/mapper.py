@@ -67,8 +67,8 @@ class LevelsMapper(nn.Module):
                                                               cfg.pixelnorm_across_rows))
 
     def forward(self, ws):
-        if ws.dim() != 3 or ws.shape[2] != self.cfg.dim or ws.shape[1] <= LEVELS["fine"][0]:
-            raise ValueError(f"the mapper takes W+ codes [B, rows > 8, {self.cfg.dim}], got {tuple(ws.shape)}")
+        if ws.dim() != 3 or ws.shape[2] != self.cfg.dim:
+            raise ValueError(f"the mapper takes W+ codes [B, rows, {self.cfg.dim}], got {tuple(ws.shape)}")
         out = []
         for level, (start, stop) in LEVELS.items():
             x = ws[:, start:stop]

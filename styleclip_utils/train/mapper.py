@@ -1,0 +1,95 @@
+"""Training StyleCLIP's latent mapper for one prompt (Patashnik et al. 2021, §5; mapper/training/coach.py):
+
+    w_hat = w + 0.1 · M(w)
+    loss  = λ_CLIP · D_CLIP(G(w_hat), prompt) + λ_L2 · MSE(w_hat, w) + λ_ID · (1 − cos(id(G(w_hat)), id(G(w))))
+
+with the official weights (1.0, 0.8, 0.1) as defaults, on W+ latents in the official `train_faces.pt` layout
+[N, n_latent, dim] (`latents_from_generator`, `latents_from_encoder`). Only the mapper trains; G, CLIP and the
+identity net are frozen loss-side models (never the scorecard's judges).
+
+Deviation: the official optimiser is Ranger (RAdam + Lookahead) at lr 0.5; here Adam at the same lr (with the
+EqualLinear's lr_mul 0.01 the effective step is 0.005), the optimiser the rest of the project uses.
+"""
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+
+from ..device import autocast, check_precision
+from ..files import atomic_write
+from ..models.mapper import EDIT_SCALE, LevelsMapper, MapperConfig
+from .loop import Trainer, batch_indices
+
+
+@torch.no_grad()
+def latents_from_generator(G, n, truncation_psi=0.7, seed=0, batch=256):
+    """n W+ codes of generated faces (mapped z, truncated, one row per layer) -> [n, n_latent, dim]: what the
+    official training uses when it is given no latents file."""
+    g = torch.Generator().manual_seed(seed)
+    dev = G.w_avg.device
+    out = []
+    for lo in range(0, n, batch):
+        z = torch.randn(min(batch, n - lo), G.style_dim, generator=g).to(dev)
+        out.append(G.broadcast(G.mapping(z, truncation_psi)))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def latents_from_encoder(encoder, images, batch=64):
+    """W+ codes of uint8 images [N, 3, S, S] inverted by an e4e encoder -> [N, n_latent, dim]: the official
+    `train_faces.pt` / `test_faces.pt` (e4e inversions of CelebA-HQ's train and test splits)."""
+    dev = next(encoder.parameters()).device
+    return torch.cat([encoder(images[i:i + batch].to(dev).float() / 127.5 - 1).float()
+                      for i in range(0, len(images), batch)])
+
+
+def save_latents(ws, path):
+    """Write latents in the official layout (a bare tensor [N, n_latent, dim], torch.save), atomically."""
+    if ws.dim() != 3:
+        raise ValueError(f"latents must be [N, n_latent, dim], got {tuple(ws.shape)}")
+    atomic_write(path, lambda f: torch.save(ws.detach().cpu().contiguous(), f))
+
+
+def train_mapper(latents, G, clip_loss, id_loss, out_dir, steps, cfg=None, batch=8, lr=0.5, clip_lambda=1.0,
+                 l2_lambda=0.8, id_lambda=0.1, seed=0, device="cpu", precision="fp32", ckpt_every=500, log_every=10,
+                 progress=True, stop_at=None, stop_by=None):
+    """Train a LevelsMapper for the prompt of `clip_loss` (losses.clip_loss.CLIPLoss with one prompt) on W+
+    `latents` [N, n_latent, dim] -> (mapper in eval mode, trainer). Exact resume from out_dir's checkpoint."""
+    check_precision(precision)
+    if len(clip_loss.prompts) != 1:
+        raise ValueError(f"a per-prompt mapper trains on one prompt; this CLIP loss has {len(clip_loss.prompts)}")
+    cfg = cfg or MapperConfig(dim=G.style_dim)
+    if latents.dim() != 3 or latents.shape[1:] != (G.n_latent, G.style_dim) or cfg.dim != G.style_dim:
+        raise ValueError(f"latents must be [N, {G.n_latent}, {G.style_dim}] for this generator (and the mapper "
+                         f"{G.style_dim}-d), got {tuple(latents.shape)} and a {cfg.dim}-d mapper")
+    torch.manual_seed(seed)
+    G = G.eval().requires_grad_(False)
+    M = LevelsMapper(cfg).to(device)
+    opt = torch.optim.Adam(M.parameters(), lr=lr)
+    config = dict(kind="mapper", prompt=clip_loss.prompts[0], n_latents=len(latents), batch=batch, lr=lr,
+                  clip_lambda=clip_lambda, l2_lambda=l2_lambda, id_lambda=id_lambda, views=clip_loss.views,
+                  official_preprocess=clip_loss.official, precision=precision, **asdict(cfg))
+    trainer = Trainer(out_dir, dict(mapper=M), dict(mapper=opt), config, seed=seed, device=device,
+                      ckpt_every=ckpt_every, log_every=log_every, progress=progress)
+    zeros = torch.zeros(batch, dtype=torch.long, device=device)
+
+    def step_fn(step):
+        M.train()
+        w = latents[batch_indices(len(latents), batch, step, seed)].to(device)
+        with torch.no_grad(), autocast(device, precision):
+            x = G.synthesis(w, noise_mode="const").float()
+        with autocast(device, precision):
+            w_hat = w + EDIT_SCALE * M(w)
+            x_hat = G.synthesis(w_hat, noise_mode="const").float()
+        loss_clip = clip_loss(x_hat, zeros[:len(w)]).mean()
+        loss_l2 = F.mse_loss(w_hat.float(), w)
+        loss_id = id_loss(x_hat, x).mean() if id_lambda else x_hat.new_zeros(())
+        loss = clip_lambda * loss_clip + l2_lambda * loss_l2 + id_lambda * loss_id
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        # the official metric names (coach.calc_loss)
+        return dict(loss_clip=loss_clip.item(), loss_l2_latent=loss_l2.item(), loss_id=loss_id.item(), loss=loss.item())
+
+    trainer.run(step_fn, steps, stop_at, stop_by)
+    return M.eval(), trainer
