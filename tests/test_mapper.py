@@ -137,3 +137,21 @@ def test_a_tiny_mapper_lowers_its_loss_and_resumes_exactly(tmp_path):
         train_mapper(latents, G, CLIPLoss(clip_loss.model, ["a", "b"]), id_loss, tmp_path / "x", 1, **kw)
     with pytest.raises(ValueError, match="latents must be"):
         train_mapper(latents[:, :3], G, clip_loss, id_loss, tmp_path / "y", 1, **kw)
+
+
+def test_conditioned_mapper_starts_as_the_plain_one_and_takes_any_text():
+    from styleclip_utils.models.mapper import ConditionedMapper
+
+    torch.manual_seed(0)
+    cfg = MapperConfig(dim=16)
+    plain, cond = LevelsMapper(cfg), ConditionedMapper(cfg, text_dim=8)
+    plain.load_state_dict({k: v for k, v in cond.state_dict().items() if ".film." not in k})
+    ws, t = torch.randn(3, 10, 16), torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
+    assert torch.allclose(cond(ws, t), plain(ws), atol=1e-6)      # FiLM starts at identity
+    for f in cond.course_mapping.film:
+        torch.nn.init.normal_(f.weight, std=0.5)
+    a, b = cond(ws, t), cond(ws, torch.flip(t, [0]))
+    assert not torch.allclose(a, b) and torch.allclose(a[1], b[1], atol=1e-6)   # each code follows its own text
+    assert torch.equal(cond.edit(ws, t, 0.0), ws)
+    with pytest.raises(ValueError, match="one per code"):
+        cond(ws, t[:2])

@@ -88,3 +88,53 @@ def infer_mapper_config(sd):
     name = MODULE_NAMES[levels[0]]
     n_layers = sum(1 for k in sd if k.startswith(f"{name}.mapping.") and k.endswith(".weight"))
     return MapperConfig(dim=int(sd[f"{name}.mapping.1.weight"].shape[1]), levels=levels, n_layers=n_layers)
+
+
+class ConditionedLevelMapping(LevelMapping):
+    """A level whose layers are modulated by a text embedding t (FiLM): after each EqualLinear layer,
+    h -> h · (1 + γ(t)) + β(t). γ and β start at zero, so an untrained conditioning leaves the level as the
+    plain mapper."""
+
+    def __init__(self, dim, text_dim, n_layers=4, lr_mul=0.01, across_rows=True):
+        super().__init__(dim, n_layers, lr_mul, across_rows)
+        self.film = nn.ModuleList(nn.Linear(text_dim, 2 * dim) for _ in range(n_layers))
+        for f in self.film:
+            nn.init.zeros_(f.weight)
+            nn.init.zeros_(f.bias)
+
+    def forward(self, x, t):
+        """x [B, rows, dim], t [B, text_dim] -> [B, rows, dim]."""
+        axis = 1 if self.across_rows else -1
+        x = x * torch.rsqrt(torch.mean(x ** 2, dim=axis, keepdim=True) + 1e-8)
+        b, rows, dim = x.shape
+        h, tt = x.reshape(-1, dim), t.repeat_interleave(rows, 0)
+        for layer, film in zip(list(self.mapping)[1:], self.film):
+            gamma, beta = film(tt).chunk(2, dim=1)
+            h = layer(h) * (1 + gamma) + beta
+        return h.view(b, rows, dim)
+
+
+class ConditionedMapper(nn.Module):
+    """One mapper for any prompt (beyond StyleCLIP): the LevelsMapper's three levels, each modulated by the
+    prompt's normalised CLIP text embedding. M(ws, t) -> the edit direction; edit: ws + alpha · 0.1 · M(ws, t)."""
+
+    def __init__(self, cfg=MapperConfig(), text_dim=512):
+        super().__init__()
+        self.cfg, self.text_dim = cfg, text_dim
+        for level in cfg.levels:
+            self.add_module(MODULE_NAMES[level], ConditionedLevelMapping(cfg.dim, text_dim, cfg.n_layers, cfg.lr_mul,
+                                                                         cfg.pixelnorm_across_rows))
+
+    def forward(self, ws, t):
+        if ws.dim() != 3 or ws.shape[2] != self.cfg.dim:
+            raise ValueError(f"the mapper takes W+ codes [B, rows, {self.cfg.dim}], got {tuple(ws.shape)}")
+        if t.shape != (len(ws), self.text_dim):
+            raise ValueError(f"the text embeddings must be [{len(ws)}, {self.text_dim}] (one per code), got {tuple(t.shape)}")
+        out = []
+        for level, (start, stop) in LEVELS.items():
+            x = ws[:, start:stop]
+            out.append(getattr(self, MODULE_NAMES[level])(x, t) if level in self.cfg.levels else torch.zeros_like(x))
+        return torch.cat(out, 1)
+
+    def edit(self, ws, t, alpha=1.0):
+        return ws + alpha * EDIT_SCALE * self(ws, t)
