@@ -30,12 +30,13 @@ import json
 import time
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..files import atomic_write
+from ..files import atomic_write, read_json, write_json
 from ..losses.clip_loss import to_clip_input
 
 SIGMAS = 5.0   # official: each channel is set to mean ± 5σ
@@ -162,18 +163,15 @@ def exact_relevance(G, clip_model, styles, mean, std, channels, sigmas=SIGMAS, b
     N images. Renders 2·N images per channel, `batch` at a time (channels × images × ±). `cache` (a path):
     partial results are saved there every `save_every` seconds and a rerun with the same models and settings
     resumes from them; the cache is keyed by the models' hashes, the styles and the channels."""
-    from pathlib import Path
     n, dev = len(styles), styles.device
     channels = channels.to(dev)
     key = dict(models=model_hash(G, clip_model), styles=hashlib.sha256(styles.float().cpu().numpy().tobytes()).hexdigest()[:16],
                channels=hashlib.sha256(channels.cpu().numpy().tobytes()).hexdigest()[:16], sigmas=float(sigmas))
     path = Path(cache) if cache else None
     state = _load_cache(path, key)
-    fs = state["fs"].to(dev) if state else torch.zeros(len(channels), 0, device=dev)
+    fs = state["fs"].to(dev) if state else None   # [K, D] once the first batch has told D
     done = int(state["done"]) if state else 0
     per = max(1, batch // (2 * n))  # channels per render batch
-    if done < len(channels) and fs.shape[1] == 0:
-        fs = None
     last = time.time()
     bar = tqdm(total=len(channels), initial=done, desc="relevance (exact)", unit="ch", disable=not progress)
     for lo in range(done, len(channels), per):
@@ -328,11 +326,8 @@ class Relevance:
 
     def save(self, path):
         """`<path>` (safetensors: fs3, channels, mean, std) and `<path>.json` beside it, each written atomically."""
-        from pathlib import Path
-
         from safetensors.torch import save
 
-        from ..files import write_json
         path = Path(path)
         tensors = dict(fs3=self.fs3.float().cpu().contiguous(), channels=self.channels.cpu().contiguous(),
                        mean=self.mean.float().cpu().contiguous(), std=self.std.float().cpu().contiguous())
@@ -342,12 +337,9 @@ class Relevance:
     @classmethod
     def load(cls, path, G=None, clip_model=None):
         """Read a saved relevance; with G and clip_model given, refuse one made for other models."""
-        from pathlib import Path
-
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        from ..files import read_json
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no relevance file at {path}: compute one (notebook 05, relevance='fast' or "
