@@ -350,7 +350,7 @@ def test_05_global_directions(tiny_weights, tmp_path):
     assert all(r["seconds"] > 0 for r in metrics["table"])
     assert {"05_alpha_beta.png", "05_methods.png", "relevance_fast.safetensors"} <= {p.name for p in tmp_path.iterdir()}
     text = out.read_text()
-    assert "'a vampire' (no attribute judge)" in text and "one update:" in text and "channels survive" not in text[:0]
+    assert "'a vampire' (no attribute judge)" in text and "one update:" in text
 
 
 @pytest.mark.slow
