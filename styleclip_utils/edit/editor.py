@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..viz import to_uint8
 from . import global_directions as gd
 
 FACE_PICKER_MAX = 2 ** 31 - 1
@@ -27,8 +28,7 @@ def png_bytes(img, size=256):
     """One [-1, 1] image [3, H, W] -> PNG bytes, upscaled (nearest) to `size` px for the screen."""
     from PIL import Image
 
-    a = ((img.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-    im = Image.fromarray(a)
+    im = Image.fromarray(to_uint8(img))
     if size and im.width < size:
         im = im.resize((size, size), Image.NEAREST)
     buf = io.BytesIO()

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..device import autocast
 from ..files import atomic_write, read_json, write_json
 from ..losses.clip_loss import to_clip_input
 
@@ -86,13 +87,8 @@ def channel_index(G, include_torgb=False, max_resolution=None, layers=None):
 @torch.no_grad()
 def sample_styles(G, n, seed=0, truncation_psi=1.0, batch=1024):
     """Flat styles [n, C_total] of n faces from seeded z (no truncation by default, as the official statistics)."""
-    g = torch.Generator().manual_seed(seed)
-    dev = G.w_avg.device
-    out = []
-    for lo in range(0, n, batch):
-        z = torch.randn(min(batch, n - lo), G.style_dim, generator=g).to(dev)
-        out.append(to_flat(G, G.w_to_s(G.broadcast(G.mapping(z, truncation_psi)))))
-    return torch.cat(out)
+    ws = G.sample_ws(n, truncation_psi, seed, batch)
+    return torch.cat([to_flat(G, G.w_to_s(ws[lo:lo + batch])) for lo in range(0, n, batch)])
 
 
 @torch.no_grad()
@@ -200,7 +196,6 @@ def exact_relevance(G, clip_model, styles, mean, std, channels, sigmas=SIGMAS, b
 def _jacobian(G, clip_model, s, cotangents, precision):
     """u_k^T J for each row u_k of `cotangents` [K, D], J = d image_embedding / d s at the styles s [b, C_total]:
     K backward passes batched together (vmap over the cotangents) -> [K, b, C_total]."""
-    from ..device import autocast
     with torch.enable_grad(), autocast(s.device, precision):  # grad also when called under no_grad
         s = s.detach().clone().requires_grad_(True)
         f = image_embedding(clip_model, G.synthesis_from_s(from_flat(G, s)))    # [b, D]

@@ -308,6 +308,18 @@ class Generator(nn.Module):
         self.set_w_avg(total / n)
         return self.w_avg.clone()
 
+    @torch.no_grad()
+    def sample_ws(self, n, truncation_psi=1.0, seed=0, batch=1024):
+        """W+ codes [n, n_latent, style_dim] of n faces from seeded z (drawn `batch` at a time, so the same seed
+        and batch give the same faces), mapped, truncated, one row per layer."""
+        g = torch.Generator().manual_seed(seed)
+        dev = self.input.input.device
+        out = []
+        for start in range(0, n, batch):
+            z = torch.randn(min(batch, n - start), self.style_dim, generator=g).to(dev)
+            out.append(self.broadcast(self.mapping(z, truncation_psi)))
+        return torch.cat(out)
+
     def set_w_avg(self, w_avg):
         w_avg = torch.as_tensor(w_avg)
         if w_avg.ndim == 2:  # e4e stores latent_avg as [n_latent, dim] with identical rows

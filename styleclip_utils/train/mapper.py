@@ -21,17 +21,10 @@ from ..models.mapper import EDIT_SCALE, LevelsMapper, MapperConfig
 from .loop import Trainer, batch_indices
 
 
-@torch.no_grad()
-def latents_from_generator(G, n, truncation_psi=0.7, seed=0, batch=256):
+def latents_from_generator(G, n, truncation_psi=0.7, seed=0):
     """n W+ codes of generated faces (mapped z, truncated, one row per layer) -> [n, n_latent, dim]: what the
     official training uses when it is given no latents file."""
-    g = torch.Generator().manual_seed(seed)
-    dev = G.w_avg.device
-    out = []
-    for lo in range(0, n, batch):
-        z = torch.randn(min(batch, n - lo), G.style_dim, generator=g).to(dev)
-        out.append(G.broadcast(G.mapping(z, truncation_psi)))
-    return torch.cat(out)
+    return G.sample_ws(n, truncation_psi, seed)
 
 
 @torch.no_grad()
