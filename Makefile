@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.installed
 # parameters). Each writes into runs/<notebook>/ and runs/train/, never into tracked files.
 NOTEBOOKS := 00_train_synthfaces_models 01_data_prep 02_e4e_encoder 03_latent_optimization 05_global_directions
 NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
+# nbval re-runs the notebooks on the reference CPU, as their committed outputs were made (styleclip_utils/runs.py
+# says why; tests/test_runs.py holds this line equal to runs.REFERENCE_CPU).
+REFERENCE_CPU := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=AVX2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 
 .PHONY: setup test test-fast demo figures bench lab clean
 
@@ -24,7 +27,7 @@ $(STAMP): pyproject.toml
 # NBVAL_CHECK_OUTPUT are compared).
 test: $(STAMP)
 	$(PY) -m pytest tests -q
-	$(PY) -m pytest $(NBVAL) -q $(addprefix notebooks/,$(addsuffix .ipynb,$(NOTEBOOKS)))
+	$(REFERENCE_CPU) $(PY) -m pytest $(NBVAL) -q $(addprefix notebooks/,$(addsuffix .ipynb,$(NOTEBOOKS)))
 
 # The quick loop while developing: everything but the notebooks' papermill runs and nbval.
 test-fast: $(STAMP)

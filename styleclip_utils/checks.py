@@ -71,8 +71,8 @@ def one_of(name, value, choices):
     return value
 
 
-def check_00(recipe, steps, n_images, overrides, resume, export, device, weights_dir, out_dir):
-    """Notebook 00 -> the Recipe to run (steps / n_images 0 keep the recipe's own values)."""
+def check_00(recipe, steps, n_images, overrides, resume, export, device, weights_dir, out_dir, precision=""):
+    """Notebook 00 -> the Recipe to run (steps / n_images 0 and precision "" keep the recipe's own values)."""
     from .train.recipes import load_recipe
 
     if not (isinstance(steps, int) and steps >= 0):
@@ -94,6 +94,9 @@ def check_00(recipe, steps, n_images, overrides, resume, export, device, weights
         changes["device"] = device
     if weights_dir:
         changes["weights"] = weights_dir
+    if precision:
+        one_of("precision", precision, PRECISIONS + ("",))
+        changes["precision"] = precision
     return load_recipe(recipe, **changes)
 
 

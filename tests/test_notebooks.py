@@ -110,7 +110,7 @@ def test_check_02(bad, message):
 
 
 GOOD_00 = dict(recipe="classifier", steps=60, n_images=1000, overrides={}, resume=True, export=False, device="auto",
-               weights_dir="", out_dir="")
+               weights_dir="", out_dir="", precision="fp32")
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -121,16 +121,17 @@ GOOD_00 = dict(recipe="classifier", steps=60, n_images=1000, overrides={}, resum
     (dict(overrides={"train.lrr": 1.0}), "unknown \\[train\\] keys \\['lrr'\\]"),
     (dict(resume="yes"), "resume must be True or False"),
     (dict(device="tpu"), "device must be one of"),
+    (dict(precision="fp16"), "precision must be one of"),
 ])
 def test_check_00(bad, message):
     R = checks.check_00(**GOOD_00)
-    assert (R.steps, R.data["n_images"]) == (60, 1000)
+    assert (R.steps, R.data["n_images"], R.precision) == (60, 1000, "fp32")
     with pytest.raises(ValueError, match=message):
         checks.check_00(**dict(GOOD_00, **bad))
 
 
 def test_check_00_keeps_the_recipes_values_at_zero():
-    R = checks.check_00(**dict(GOOD_00, steps=0, n_images=0))
+    R = checks.check_00(**dict(GOOD_00, steps=0, n_images=0, precision=""))
     assert R == recipes.load_recipe("classifier") and R.run_name == "classifier"
 
 
@@ -179,6 +180,33 @@ def test_runner_rejects_unknown_parameters_and_keeps_a_failed_run_apart(tmp_path
     with pytest.raises(PapermillExecutionError, match="n_images must be an integer >= 20"):  # the notebook-level check
         run_notebook("01_data_prep", dict(n_images=5, out_dir=str(tmp_path)), out_dir=tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["01_data_prep.failed.ipynb"]
+
+
+def test_reference_cpu_reaches_the_kernel_is_restored_after_and_matches_the_makefile(tmp_path, monkeypatch):
+    import os
+
+    import nbformat
+    from styleclip_utils.paths import ROOT
+    from styleclip_utils.runs import REFERENCE_CPU
+
+    line = next(l for l in (ROOT / "Makefile").read_text().splitlines() if l.startswith("REFERENCE_CPU :="))
+    assert dict(kv.split("=") for kv in line.split(":=")[1].split()) == REFERENCE_CPU
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_code_cell("x = 1  # a parameter", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import os, json; print(json.dumps({k: os.environ.get(k) for k in %r}))"
+                                          % sorted(REFERENCE_CPU))]
+    nbformat.write(nb, tmp_path / "probe.ipynb")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    seen = {}
+    for pinned in (True, False):
+        out = run_notebook(tmp_path / "probe.ipynb", out_dir=tmp_path / str(pinned), progress=False,
+                           reference_cpu=pinned)
+        seen[pinned] = json.loads(nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"])
+    assert seen[True] == REFERENCE_CPU
+    assert seen[False]["OMP_NUM_THREADS"] == "7" and seen[False]["ATEN_CPU_CAPABILITY"] is None
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "ATEN_CPU_CAPABILITY" not in os.environ  # restored
 
 
 # ----------------------------------------------------------------------------------------------------
