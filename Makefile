@@ -12,7 +12,7 @@ NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 # says why; tests/test_runs.py holds this line equal to runs.REFERENCE_CPU).
 REFERENCE_CPU := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=AVX2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 
-.PHONY: setup test test-fast demo figures bench lab clean
+.PHONY: setup test test-slow test-fast demo figures bench lab clean
 
 setup: $(STAMP)
 
@@ -23,13 +23,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-# Unit tests (the papermill runs included), then nbval on the committed notebooks (only the cells marked
-# NBVAL_CHECK_OUTPUT are compared).
+# Unit tests, then nbval on the committed notebooks (only the cells marked NBVAL_CHECK_OUTPUT are compared).
+# The notebooks' papermill runs with tiny models and the FFHQ preset (marked slow) are `make test-slow`;
+# CI (.ci/run) runs both.
 test: $(STAMP)
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -m "not slow"
 	$(REFERENCE_CPU) $(PY) -m pytest $(NBVAL) -q $(addprefix notebooks/,$(addsuffix .ipynb,$(NOTEBOOKS)))
 
-# The quick loop while developing: everything but the notebooks' papermill runs and nbval.
+test-slow: $(STAMP)
+	$(PY) -m pytest tests -q -m slow
+
+# The quick loop while developing: the unit tests alone.
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -q -m "not slow"
 

@@ -247,7 +247,8 @@ def test_00_trains_resumes_evaluates_and_exports(tmp_path, tiny_weights):
     weights = tmp_path / "w"
     shutil.copytree(tiny_weights, weights)
     before = (weights / "classifier.safetensors").read_bytes()
-    params = dict(recipe=str(recipe), steps=0, n_images=0, weights_dir=str(weights), out_dir=str(tmp_path / "runs"))
+    params = dict(recipe=str(recipe), steps=0, n_images=0, precision="", weights_dir=str(weights),
+                  out_dir=str(tmp_path / "runs"))
     out = run_notebook("00_train_synthfaces_models", params, out_dir=tmp_path / "nb", progress=False)
     text = out.read_text()
     assert "3 of 3 steps done" in text and "this run: mean test accuracy" in text and "not exported" in text
