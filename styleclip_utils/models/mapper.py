@@ -8,6 +8,9 @@ forward pass:
   64 px SynthFaces generator). The coarse module is named `course_mapping` (sic) in the official code and
   its checkpoints; the name is kept so that they load strictly.
 - Each level: PixelNorm, then 4 EqualLinear(dim, dim, lr_mul 0.01, fused leaky ReLU), keys `mapping.1..4`.
+  `hidden` narrows the inner layers (dim -> hidden -> ... -> dim): the SynthFaces mappers use 64, so that one
+  per prompt fits in the repository (an edit direction needs far less than 4 x 512^2 weights); 0 keeps the
+  official dim -> dim.
 - The PixelNorm quirk: the official mapper feeds the rows [B, rows, dim] to a PixelNorm that normalises over
   dim 1, i.e. *across the level's rows* for each feature, not over each row's features (REFERENCE.md).
   Trained mappers depend on it, so it is the default; `pixelnorm_across_rows=False` normalises each row.
@@ -30,6 +33,7 @@ class MapperConfig:
     dim: int = 512                                    # style_dim of the generator
     levels: tuple = ("coarse", "medium", "fine")      # the levels that edit; the others output zeros
     n_layers: int = 4                                 # EqualLinear layers per level
+    hidden: int = 0                                   # width of the inner layers (0: dim, the official layout)
     lr_mul: float = 0.01
     pixelnorm_across_rows: bool = True                # the official quirk (module docstring)
 
@@ -38,15 +42,21 @@ class MapperConfig:
         if bad or not self.levels:
             raise ValueError(f"levels must be a non-empty subset of {list(LEVELS)}, got {self.levels!r}")
 
+    def widths(self):
+        """(in, out) of each EqualLinear layer of a level."""
+        h = self.hidden or self.dim
+        sizes = [self.dim] + [h] * (self.n_layers - 1) + [self.dim]
+        return list(zip(sizes[:-1], sizes[1:]))
+
 
 class LevelMapping(nn.Module):
     """PixelNorm + n EqualLinear with fused leaky ReLU (the official `Mapper`); `mapping.0` is the norm."""
 
-    def __init__(self, dim, n_layers=4, lr_mul=0.01, across_rows=True):
+    def __init__(self, cfg):
         super().__init__()
-        self.across_rows = across_rows
-        self.mapping = nn.Sequential(nn.Identity(), *[EqualLinear(dim, dim, lr_mul=lr_mul, activation="fused_lrelu")
-                                                      for _ in range(n_layers)])
+        self.across_rows = cfg.pixelnorm_across_rows
+        self.mapping = nn.Sequential(nn.Identity(), *[EqualLinear(i, o, lr_mul=cfg.lr_mul, activation="fused_lrelu")
+                                                      for i, o in cfg.widths()])
 
     def forward(self, x):
         """x [B, rows, dim] -> [B, rows, dim]."""
@@ -63,8 +73,7 @@ class LevelsMapper(nn.Module):
         super().__init__()
         self.cfg = cfg
         for level in cfg.levels:
-            self.add_module(MODULE_NAMES[level], LevelMapping(cfg.dim, cfg.n_layers, cfg.lr_mul,
-                                                              cfg.pixelnorm_across_rows))
+            self.add_module(MODULE_NAMES[level], LevelMapping(cfg))
 
     def forward(self, ws):
         if ws.dim() != 3 or ws.shape[2] != self.cfg.dim:
@@ -87,7 +96,8 @@ def infer_mapper_config(sd):
         raise ValueError("no level of a LevelsMapper in these keys (course_mapping / medium_mapping / fine_mapping)")
     name = MODULE_NAMES[levels[0]]
     n_layers = sum(1 for k in sd if k.startswith(f"{name}.mapping.") and k.endswith(".weight"))
-    return MapperConfig(dim=int(sd[f"{name}.mapping.1.weight"].shape[1]), levels=levels, n_layers=n_layers)
+    out, dim = sd[f"{name}.mapping.1.weight"].shape
+    return MapperConfig(dim=int(dim), levels=levels, n_layers=n_layers, hidden=0 if out == dim else int(out))
 
 
 class ConditionedLevelMapping(LevelMapping):
@@ -95,9 +105,9 @@ class ConditionedLevelMapping(LevelMapping):
     h -> h · (1 + γ(t)) + β(t). γ and β start at zero, so an untrained conditioning leaves the level as the
     plain mapper."""
 
-    def __init__(self, dim, text_dim, n_layers=4, lr_mul=0.01, across_rows=True):
-        super().__init__(dim, n_layers, lr_mul, across_rows)
-        self.film = nn.ModuleList(nn.Linear(text_dim, 2 * dim) for _ in range(n_layers))
+    def __init__(self, cfg, text_dim):
+        super().__init__(cfg)
+        self.film = nn.ModuleList(nn.Linear(text_dim, 2 * o) for _, o in cfg.widths())
         for f in self.film:
             nn.init.zeros_(f.weight)
             nn.init.zeros_(f.bias)
@@ -111,7 +121,7 @@ class ConditionedLevelMapping(LevelMapping):
         for layer, film in zip(list(self.mapping)[1:], self.film):
             gamma, beta = film(tt).chunk(2, dim=1)
             h = layer(h) * (1 + gamma) + beta
-        return h.view(b, rows, dim)
+        return h.view(b, rows, -1)
 
 
 class ConditionedMapper(nn.Module):
@@ -122,8 +132,7 @@ class ConditionedMapper(nn.Module):
         super().__init__()
         self.cfg, self.text_dim = cfg, text_dim
         for level in cfg.levels:
-            self.add_module(MODULE_NAMES[level], ConditionedLevelMapping(cfg.dim, text_dim, cfg.n_layers, cfg.lr_mul,
-                                                                         cfg.pixelnorm_across_rows))
+            self.add_module(MODULE_NAMES[level], ConditionedLevelMapping(cfg, text_dim))
 
     def forward(self, ws, t):
         if ws.dim() != 3 or ws.shape[2] != self.cfg.dim:

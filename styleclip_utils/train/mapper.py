@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..device import autocast, check_precision
 from ..files import atomic_write
-from ..models.mapper import EDIT_SCALE, LevelsMapper, MapperConfig
+from ..models.mapper import EDIT_SCALE, ConditionedMapper, LevelsMapper, MapperConfig
 from .loop import Trainer, batch_indices
 
 
@@ -44,22 +44,29 @@ def save_latents(ws, path):
 
 
 def train_mapper(latents, G, clip_loss, id_loss, out_dir, steps, cfg=None, batch=8, lr=0.5, clip_lambda=1.0,
-                 l2_lambda=0.8, id_lambda=0.1, seed=0, device="cpu", precision="fp32", ckpt_every=500, log_every=10,
-                 progress=True, stop_at=None, stop_by=None):
+                 l2_lambda=0.8, id_lambda=0.1, seed=0, device="cpu", precision="fp32", conditioned=False,
+                 ckpt_every=500, log_every=10, progress=True, stop_at=None, stop_by=None):
     """Train a LevelsMapper for the prompt of `clip_loss` (losses.clip_loss.CLIPLoss with one prompt) on W+
-    `latents` [N, n_latent, dim] -> (mapper in eval mode, trainer). Exact resume from out_dir's checkpoint."""
+    `latents` [N, n_latent, dim] -> (mapper in eval mode, trainer). Exact resume from out_dir's checkpoint.
+
+    conditioned=True trains one ConditionedMapper for all of clip_loss's prompts (phrasings): each code of a
+    batch draws a prompt (seeded by the step, so resume stays exact) and the mapper sees its text embedding."""
     check_precision(precision)
-    if len(clip_loss.prompts) != 1:
-        raise ValueError(f"a per-prompt mapper trains on one prompt; this CLIP loss has {len(clip_loss.prompts)}")
+    if not conditioned and len(clip_loss.prompts) != 1:
+        raise ValueError(f"a per-prompt mapper trains on one prompt; this CLIP loss has {len(clip_loss.prompts)} "
+                         "(conditioned=True trains one mapper for many)")
     cfg = cfg or MapperConfig(dim=G.style_dim)
     if latents.dim() != 3 or latents.shape[1:] != (G.n_latent, G.style_dim) or cfg.dim != G.style_dim:
         raise ValueError(f"latents must be [N, {G.n_latent}, {G.style_dim}] for this generator (and the mapper "
                          f"{G.style_dim}-d), got {tuple(latents.shape)} and a {cfg.dim}-d mapper")
     torch.manual_seed(seed)
     G = G.eval().requires_grad_(False)
-    M = LevelsMapper(cfg).to(device)
+    text = clip_loss.text.to(device)
+    M = (ConditionedMapper(cfg, text.shape[1]) if conditioned else LevelsMapper(cfg)).to(device)
     opt = torch.optim.Adam(M.parameters(), lr=lr)
-    config = dict(kind="mapper", prompt=clip_loss.prompts[0], n_latents=len(latents), batch=batch, lr=lr,
+    about = dict(kind="conditioned_mapper", prompts=clip_loss.prompts) if conditioned else \
+        dict(kind="mapper", prompt=clip_loss.prompts[0])
+    config = dict(**about, n_latents=len(latents), batch=batch, lr=lr,
                   clip_lambda=clip_lambda, l2_lambda=l2_lambda, id_lambda=id_lambda, views=clip_loss.views,
                   official_preprocess=clip_loss.official, precision=precision, **asdict(cfg))
     trainer = Trainer(out_dir, dict(mapper=M), dict(mapper=opt), config, seed=seed, device=device,
@@ -69,12 +76,17 @@ def train_mapper(latents, G, clip_loss, id_loss, out_dir, steps, cfg=None, batch
     def step_fn(step):
         M.train()
         w = latents[batch_indices(len(latents), batch, step, seed)].to(device)
+        if conditioned:
+            g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+            k = torch.randint(len(text), (len(w),), generator=g).to(device)
+        else:
+            k = zeros[:len(w)]
         with torch.no_grad(), autocast(device, precision):
             x = G.synthesis(w, noise_mode="const").float()
         with autocast(device, precision):
-            w_hat = w + EDIT_SCALE * M(w)
+            w_hat = w + EDIT_SCALE * (M(w, text[k]) if conditioned else M(w))
             x_hat = G.synthesis(w_hat, noise_mode="const").float()
-        loss_clip = clip_loss(x_hat, zeros[:len(w)]).mean()
+        loss_clip = clip_loss(x_hat, k).mean()
         loss_l2 = F.mse_loss(w_hat.float(), w)
         loss_id = id_loss(x_hat, x).mean() if id_lambda else x_hat.new_zeros(())
         loss = clip_lambda * loss_clip + l2_lambda * loss_l2 + id_lambda * loss_id
