@@ -253,3 +253,53 @@ def check_05(preset, prompts, free_prompts, neutral, target_format, templates, r
     if figures_dir:
         writable_dir("figures_dir", figures_dir, "")
     return resolve_device(device)
+
+
+def check_04(preset, prompts, unseen, n_eval, alphas, alpha, conditioned, n_images, truncation, seed, space,
+             compare_steps, gd_alpha, gd_beta, train_prompt, train_steps, mapper, generator, clip, arcface, device,
+             precision, weights_dir, figures_dir, out_dir):
+    """Notebook 04 -> the torch.device to run on."""
+    from .edit.optimize import ROW_PRESETS, SPACES
+
+    one_of("preset", preset, PRESETS)
+    check_prompts(prompts)
+    if unseen:
+        check_prompts(unseen)
+    positive_int("n_eval", n_eval, 1024)
+    if isinstance(alphas, (str, bytes)) or not isinstance(alphas, (list, tuple)) or not alphas:
+        raise ValueError(f"alphas must be a non-empty list of strengths, e.g. [0.5, 1.0, 1.5], got {alphas!r}")
+    for a in alphas:
+        number("alphas", a, -10, 10)
+    number("alpha", alpha, -10, 10)
+    flag("conditioned", conditioned)
+    positive_int("n_images", n_images, 256)
+    number("truncation", truncation, 0, 1)
+    integer("seed", seed)
+    one_of("space", space, [s for s in SPACES if s != "rows"] + list(ROW_PRESETS))
+    if not (isinstance(compare_steps, int) and not isinstance(compare_steps, bool) and 0 <= compare_steps <= 100_000):
+        raise ValueError(f"compare_steps must be an integer in [0, 100000] (0: no optimisation row), got {compare_steps!r}")
+    number("gd_alpha", gd_alpha, -100, 100)
+    number("gd_beta", gd_beta, 0, 0.999)
+    if train_prompt:
+        check_prompts([train_prompt])
+    if not (isinstance(train_steps, int) and not isinstance(train_steps, bool) and 0 <= train_steps <= 1_000_000):
+        raise ValueError(f"train_steps must be an integer >= 0 (0: load the shipped mappers), got {train_steps!r}")
+    if train_steps and not train_prompt:
+        raise ValueError("train_steps > 0 trains a mapper for train_prompt: give one, e.g. train_prompt='red hair'")
+    if train_steps and preset != "synthfaces":
+        raise ValueError("training here uses recipes/mapper.toml on SynthFaces; an FFHQ mapper trains with the "
+                         "official code on a GPU (docs/mapper.md), then load it with mapper='path/to/file.pt'")
+    for name, value, what in (("mapper", mapper, "an official mapper checkpoint (e.g. mapper/pretrained/afro.pt)"),
+                              ("generator", generator, "a StyleGAN2 checkpoint"), ("clip", clip, "a CLIP ViT file"),
+                              ("arcface", arcface, "model_ir_se50.pth")):
+        existing_file(name, value, what)
+        if value and preset == "synthfaces":
+            raise ValueError(f"{name} is a file of the real pipeline: use it with preset='ffhq'")
+    if preset == "ffhq" and not mapper:
+        raise ValueError("preset='ffhq' edits with an official mapper file: give mapper='path/to/afro.pt' (StyleCLIP's "
+                         "pretrained mappers; none can be downloaded here)")
+    one_of("precision", precision, PRECISIONS)
+    writable_dir("out_dir", out_dir, RUNS_DIR / "04_latent_mapper")
+    if figures_dir:
+        writable_dir("figures_dir", figures_dir, "")
+    return resolve_device(device)

@@ -74,7 +74,29 @@ def save_dummy_weights(root, seed=0):
     encoder = dummy_encoder(G, seed)
     zoo.save_model("encoder", encoder.state_dict(), dict(common, config=asdict(encoder.cfg), recipe="e4e", wall_time_s=0,
                                                           device_name="cpu", metrics={}), root=root)
+    save_dummy_mappers(root, G, clip_model, seed=seed)
     return Path(root)
+
+
+DUMMY_MAPPER_PROMPTS = ("red hair", "smiling")
+
+
+def save_dummy_mappers(root, G, clip_model, prompts=DUMMY_MAPPER_PROMPTS, seed=0):
+    """Tiny random mappers for `prompts` and a conditioned one, stored as scripts/train_mappers.sh exports them."""
+    from dataclasses import asdict
+
+    from styleclip_utils.models.mapper import ConditionedMapper, LevelsMapper, MapperConfig, mapper_slug
+
+    torch.manual_seed(seed)
+    cfg = MapperConfig(dim=G.style_dim, hidden=8)
+    curve = dict(step=[10, 20], loss_clip=[0.9, 0.8], loss_l2_latent=[0.0, 0.01], loss_id=[0.0, 0.1], loss=[0.9, 0.81])
+    common = dict(seed=seed, steps=20, wall_time_s=1, curve=curve, config=asdict(cfg), alpha=1.0, metrics={},
+                  note="random weights of tests/conftest.py")
+    for p in prompts:
+        zoo.save_model(f"mappers/{mapper_slug(p)}", LevelsMapper(cfg).state_dict(), dict(common, prompt=p), root=root)
+    C = ConditionedMapper(cfg, clip_model.text_projection.shape[1])
+    zoo.save_model("mappers/conditioned", C.state_dict(), dict(common, texts=list(prompts), held_out_texts=["ginger hair"],
+                                                               text_dim=C.text_dim), root=root)
 
 
 TINY_E4E = dict(stage_units=(1, 1, 1, 1), widths=(16, 24, 32, 48), block_width=16)

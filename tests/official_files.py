@@ -56,7 +56,7 @@ def clip_vit_b32(seed=0):
 
 
 def write_official_files(folder, seed=0):
-    """The three files in `folder` -> {"generator", "clip", "arcface"}: paths."""
+    """The files in `folder` -> {"generator", "e4e", "mapper", "clip", "arcface"}: paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = dict(generator=folder / "stylegan2-config-f-256.pt", clip=folder / "ViT-B-32-resaved.pt",
@@ -64,9 +64,22 @@ def write_official_files(folder, seed=0):
     generator = stylegan2_config_f_256(seed)
     torch.save(generator, paths["generator"])
     paths["e4e"] = write_e4e_file(folder / "e4e-small-256.pt", generator, seed)
+    paths["mapper"] = write_mapper_file(folder / "mapper-afro.pt", generator, seed)
     torch.save(clip_vit_b32(seed), paths["clip"])
     torch.save(arcface_ir_se50(seed), paths["arcface"])
     return paths
+
+
+def write_mapper_file(path, generator_ckpt, seed=0):
+    """A StyleCLIP mapper checkpoint in the official layout ({"state_dict": mapper.* and decoder.*, "opts"}) for
+    the 256 px generator: the official LevelsMapper (4 x 512-wide layers per level)."""
+    from styleclip_utils.models.mapper import LevelsMapper, MapperConfig
+
+    torch.manual_seed(seed)
+    sd = {f"mapper.{k}": v for k, v in LevelsMapper(MapperConfig(dim=512)).state_dict().items()}
+    sd.update({f"decoder.{k}": v for k, v in generator_ckpt["g_ema"].items()})
+    torch.save({"state_dict": sd, "opts": {"description": "afro", "stylegan_size": 256}}, path)
+    return path
 
 
 def write_e4e_file(path, generator_ckpt, seed=0):

@@ -155,3 +155,96 @@ def test_conditioned_mapper_starts_as_the_plain_one_and_takes_any_text():
     assert torch.equal(cond.edit(ws, t, 0.0), ws)
     with pytest.raises(ValueError, match="one per code"):
         cond(ws, t[:2])
+
+
+def test_a_narrow_mapper_keeps_the_layout_and_its_width_is_read_from_the_keys(tmp_path):
+    from styleclip_utils.models.mapper import infer_mapper_config
+
+    cfg = MapperConfig(dim=32, hidden=8, levels=("medium", "fine"))
+    sd = LevelsMapper(cfg).state_dict()
+    assert [tuple(sd[f"medium_mapping.mapping.{i}.weight"].shape) for i in (1, 2, 3, 4)] == [(8, 32), (8, 8), (8, 8), (32, 8)]
+    assert infer_mapper_config(sd) == cfg
+    torch.save({"state_dict": {f"mapper.{k}": v for k, v in sd.items()}}, tmp_path / "narrow.pt")
+    assert load_mapper(tmp_path / "narrow.pt").cfg == cfg
+    assert infer_mapper_config(LevelsMapper(MapperConfig(dim=32)).state_dict()).hidden == 0  # official: dim wide
+
+
+def test_the_conditioned_mapper_trains_on_many_texts_and_resumes_exactly(tmp_path):
+    from styleclip_utils.losses.clip_loss import CLIPLoss
+    from styleclip_utils.models.mapper import ConditionedMapper, consistency
+    from styleclip_utils.train.loop import read_log
+    from styleclip_utils.train.mapper import latents_from_generator, train_mapper
+
+    G, clip_loss, id_loss = tiny_setup()
+    loss = CLIPLoss(clip_loss.model, ["red hair", "smiling", "a clown"])
+    latents = latents_from_generator(G, 16, seed=0)
+    kw = dict(cfg=MapperConfig(dim=G.style_dim, hidden=8), batch=4, log_every=1, ckpt_every=4, progress=False,
+              conditioned=True)
+    M, _ = train_mapper(latents, G, loss, id_loss, tmp_path / "full", 12, **kw)
+    assert isinstance(M, ConditionedMapper) and M.text_dim == loss.text.shape[1]
+    assert any(f.weight.abs().sum() > 0 for f in M.course_mapping.film)  # the conditioning learned something
+    train_mapper(latents, G, loss, id_loss, tmp_path / "cut", 12, stop_at=6, **kw)
+    M2, _ = train_mapper(latents, G, loss, id_loss, tmp_path / "cut", 12, **kw)
+    assert all(torch.equal(a, b) for a, b in zip(M.state_dict().values(), M2.state_dict().values()))
+    assert [r["loss"] for r in read_log(tmp_path / "cut")] == [r["loss"] for r in read_log(tmp_path / "full")]
+    # an unseen text is one more embedding: the mapper takes it like any other
+    from styleclip_utils.edit.mapper import apply_mapper, text_features
+
+    t = text_features(loss.model, ["ginger hair"])[0]
+    ws = latents[:3]
+    assert apply_mapper(M, ws, 1.0, t).shape == ws.shape and not torch.equal(apply_mapper(M, ws, 1.0, t), ws)
+    assert -1 <= consistency(M, ws, t) <= 1
+    with pytest.raises(ValueError, match="text embedding"):
+        apply_mapper(M, ws)
+
+
+def test_consistency_is_one_for_a_global_direction_and_lower_for_input_specific_edits():
+    from styleclip_utils.models.mapper import consistency
+
+    M = LevelsMapper(MapperConfig(dim=16))
+    ws = torch.randn(6, 10, 16)
+    with torch.no_grad():  # last layers: zero weights, one bias -> the same direction for every code
+        for name in ("course_mapping", "medium_mapping", "fine_mapping"):
+            last = getattr(M, name).mapping[4]
+            last.weight.zero_()
+            last.bias.fill_(1.0)
+    assert consistency(M, ws) == pytest.approx(1.0, abs=1e-5)
+    assert consistency(LevelsMapper(MapperConfig(dim=16)), ws) < 0.99
+    with pytest.raises(ValueError, match="two inputs"):
+        consistency(M, ws[:1])
+
+
+def test_phrasings_hold_out_what_the_conditioned_mapper_is_evaluated_on():
+    from styleclip_utils.data.attributes import PROMPT_ATTRIBUTES
+    from styleclip_utils.data.prompts import normalize, target_column
+    from styleclip_utils.train.mapper import phrasings
+
+    train, held = phrasings()
+    assert set(PROMPT_ATTRIBUTES) <= set(train) and "ginger hair" in held
+    assert not {normalize(t) for t in train} & {normalize(h) for h in held}
+    assert all(target_column(h) is not None for h in held)  # each is judged by an attribute
+
+
+def test_the_mapper_recipe_trains_exports_and_the_zoo_loads_it(tiny_weights, tmp_path):
+    import shutil
+
+    from styleclip_utils.train import recipes
+    from styleclip_utils.train.__main__ import main as train_main
+    from styleclip_utils.weights import zoo
+
+    weights = tmp_path / "w"
+    shutil.copytree(tiny_weights, weights)
+    sets = ["--set", "steps=3", "--set", "data.n_images=20", "--set", "eval_images=4", "--set", "config.hidden=8",
+            "--set", "precision=\"fp32\"", "--set", f"weights=\"{weights}\""]
+    train_main(["mapper", "--set", "train.prompt=\"bob-cut\"", "--out", str(tmp_path / "runs"), "--no-progress",
+                "--export", str(weights)] + sets)
+    record = zoo.read_record("mappers/bob_cut", weights)
+    assert record["prompt"] == "bob-cut" and record["steps"] == 3 and record["curve"]["step"][-1] == 3
+    assert {"clip_loss_before", "clip_loss_after", "consistency"} <= set(record["metrics"])
+    assert "bob-cut" in zoo.mapper_prompts(weights)
+    M = zoo.load_mapper("bob-cut", root=weights)
+    assert M.cfg.hidden == 8 and all(v.dtype == torch.float32 for v in M.state_dict().values())
+    with pytest.raises(zoo.MissingModelError, match="train.prompt='afro'"):
+        zoo.load_mapper("afro", root=weights)
+    with pytest.raises(recipes.RecipeError, match="needs train.prompt"):
+        recipes.load_recipe("mapper", **{"train.prompt": ""})

@@ -404,3 +404,67 @@ def torch_load_done(path):
     import torch
 
     return torch.load(path, weights_only=True)["done"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# notebook 04: the latent mapper
+
+GOOD_04 = dict(preset="synthfaces", prompts=["red hair", "smiling"], unseen=[], n_eval=16, alphas=[0.5, 1.0], alpha=1.0,
+               conditioned=True, n_images=2, truncation=0.7, seed=0, space="medium", compare_steps=40, gd_alpha=1.5,
+               gd_beta=0.25, train_prompt="", train_steps=0, mapper="", generator="", clip="", arcface="",
+               device="auto", precision="fp32", weights_dir="", figures_dir="", out_dir="")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(preset="celeba"), "preset must be one of"),
+    (dict(prompts="red hair"), "prompts must be a list"),
+    (dict(n_eval=0), "n_eval must be"),
+    (dict(alphas=[]), "alphas must be a non-empty list"),
+    (dict(alphas=[0.5, "x"]), "alphas must be a number"),
+    (dict(alpha=50), "alpha must be"),
+    (dict(conditioned="yes"), "conditioned must be True or False"),
+    (dict(space="q"), "space must be one of"),
+    (dict(compare_steps=-1), "compare_steps must be an integer"),
+    (dict(train_steps=100), "give one, e.g. train_prompt"),
+    (dict(train_steps=-1, train_prompt="red hair"), "train_steps must be an integer >= 0"),
+    (dict(preset="ffhq"), "give mapper="),
+    (dict(preset="ffhq", mapper="/nonexistent/afro.pt"), "is not a file: give the path of an official mapper"),
+    (dict(generator="/nonexistent.pt"), "is not a file"),
+    (dict(precision="fp16"), "precision must be one of"),
+])
+def test_check_04(bad, message):
+    checks.check_04(**GOOD_04)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        checks.check_04(**dict(GOOD_04, **bad))
+
+
+@pytest.mark.slow
+def test_04_scores_mappers_trains_one_and_compares_methods(tiny_weights, tmp_path):
+    """Notebook 04 on tiny random models: the shipped-style mappers load and are scored per prompt and strength,
+    the conditioned mapper on unseen phrasings, a mapper trains from the recipe (a few steps), and the methods'
+    table has every method's row."""
+    weights = tmp_path / "w"
+    shutil.copytree(tiny_weights, weights)
+    params = dict(GOOD_04, n_eval=2, alphas=[1.0], n_images=1, compare_steps=2, weights_dir=str(weights),
+                  out_dir=str(tmp_path / "run"))
+    params = {k: v for k, v in params.items() if k not in ("mapper", "generator", "clip", "arcface")}
+    out = run_notebook("04_latent_mapper", params, out_dir=tmp_path / "nb", progress=False)
+    text = out.read_text()
+    assert "2 shipped mappers, 20 steps each" in text and "| red hair |" in text and "strength" in text
+    assert "unseen phrasings (1): ginger hair" in text and "'red hair and glasses': red hair" in text
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {"optimisation (medium)", "mapper per prompt", "conditioned mapper"}  # no relevance file
+    assert set(metrics["per_prompt"]) == {"red hair", "smiling"} and -1 <= metrics["consistency"]["red hair"] <= 1
+    assert {"04_curves.png", "04_strength.png"} <= {p.name for p in (tmp_path / "run").iterdir()}
+
+
+@pytest.mark.slow
+def test_04_ffhq_preset_edits_with_an_official_mapper_file(official_files, tmp_path):
+    params = dict(preset="ffhq", prompts=["afro"], n_eval=2, alphas=[1.0], n_images=1, compare_steps=0,
+                  conditioned=False, mapper=str(official_files["mapper"]), clip=str(official_files["clip"]),
+                  arcface=str(official_files["arcface"]), out_dir=str(tmp_path / "run"))
+    out = run_notebook("04_latent_mapper", params, out_dir=tmp_path / "nb", progress=False)
+    text = out.read_text()
+    assert "1 mappers, levels ['coarse', 'medium', 'fine'], 3,151,872 weights each" in text
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert list(metrics["methods"]) == ["mapper per prompt"] and metrics["methods"]["mapper per prompt"]["clip_score"] is not None

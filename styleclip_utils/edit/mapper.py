@@ -3,9 +3,7 @@
 A per-prompt LevelsMapper or the ConditionedMapper turns W+ codes into their edit in one forward pass:
     ws_edit = ws + alpha · 0.1 · M(ws)        (conditioned: M(ws, t), t the prompt's CLIP text embedding)
 `mapper_edits` applies it to the same start faces `run_edits` optimises (evaluate.start_faces), so the
-methods' scorecards compare like with like. `consistency` is the paper's measure of how input-specific a
-mapper is (§5, Fig. 6): the mean cosine similarity between the manipulation directions Δw of pairs of inputs
-(1: one global direction; the paper's mappers: well below 1).
+methods' scorecards compare like with like. The paper's consistency measure is models.mapper.consistency.
 """
 import time
 
@@ -72,17 +70,3 @@ def mapper_edits(G, mappers, judges, prompts, starts, alpha=1.0, clip_model=None
     img1 = torch.cat([G.synthesis(ws1[i:i + 64], noise_mode="const") for i in range(0, len(ws1), 64)])
     card = score_edits(judges, img0, img1, [prompts[i] for i in index.tolist()], seconds=seconds)
     return img1, card, img0
-
-
-@torch.no_grad()
-def consistency(mapper, ws, t=None):
-    """The paper's consistency of one mapper over inputs ws [N, rows, dim]: the mean cosine similarity of
-    the flattened manipulation directions Δw = M(ws) over all pairs of distinct inputs (t: a
-    ConditionedMapper's prompt embedding [D])."""
-    if len(ws) < 2:
-        raise ValueError("consistency needs at least two inputs")
-    d = apply_mapper(mapper, ws, 1.0, t) - ws
-    d = F.normalize(d.flatten(1).float(), dim=1)
-    cos = d @ d.t()
-    off = ~torch.eye(len(d), dtype=torch.bool, device=d.device)
-    return float(cos[off].mean())

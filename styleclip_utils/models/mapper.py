@@ -19,6 +19,7 @@ forward pass:
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .stylegan2 import EqualLinear
@@ -26,6 +27,11 @@ from .stylegan2 import EqualLinear
 LEVELS = {"coarse": (0, 4), "medium": (4, 8), "fine": (8, None)}   # W+ rows of each level
 MODULE_NAMES = {"coarse": "course_mapping", "medium": "medium_mapping", "fine": "fine_mapping"}
 EDIT_SCALE = 0.1   # official inference: w + 0.1 * M(w)
+
+
+def mapper_slug(prompt):
+    """A prompt -> its mapper's file stem ("red hair" -> "red_hair", "bob-cut" -> "bob_cut")."""
+    return "_".join("".join(c if c.isalnum() else " " for c in prompt.lower()).split()) or "prompt"
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,7 @@ class ConditionedLevelMapping(LevelMapping):
         for layer, film in zip(list(self.mapping)[1:], self.film):
             gamma, beta = film(tt).chunk(2, dim=1)
             h = layer(h) * (1 + gamma) + beta
-        return h.view(b, rows, -1)
+        return h.view(b, rows, dim)  # the last layer maps back to dim
 
 
 class ConditionedMapper(nn.Module):
@@ -147,3 +153,22 @@ class ConditionedMapper(nn.Module):
 
     def edit(self, ws, t, alpha=1.0):
         return ws + alpha * EDIT_SCALE * self(ws, t)
+
+
+@torch.no_grad()
+def consistency(mapper, ws, t=None, batch=256):
+    """The paper's measure of how input-specific a mapper is (§5, Fig. 6): the mean cosine similarity of the
+    flattened manipulation directions Δw = M(ws) over all pairs of distinct inputs ws [N, rows, dim] (1: one
+    global direction for every face). t: a ConditionedMapper's prompt embedding [D]."""
+    if len(ws) < 2:
+        raise ValueError("consistency needs at least two inputs")
+    if isinstance(mapper, ConditionedMapper):
+        if t is None:
+            raise ValueError("a ConditionedMapper's consistency needs the prompt's text embedding t")
+        d = torch.cat([mapper(ws[i:i + batch], t.expand(len(ws[i:i + batch]), -1)) for i in range(0, len(ws), batch)])
+    else:
+        d = torch.cat([mapper(ws[i:i + batch]) for i in range(0, len(ws), batch)])
+    d = F.normalize(d.flatten(1).float(), dim=1)
+    cos = d @ d.t()
+    off = ~torch.eye(len(d), dtype=torch.bool, device=d.device)
+    return float(cos[off].mean())

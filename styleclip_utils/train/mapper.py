@@ -12,6 +12,9 @@ EqualLinear's lr_mul 0.01 the effective step is 0.005), the optimiser the rest o
 """
 from dataclasses import asdict
 
+from ..data.attributes import PROMPT_ATTRIBUTES
+from ..data.prompts import normalize, phrase_index
+
 import torch
 import torch.nn.functional as F
 
@@ -34,6 +37,27 @@ def latents_from_encoder(encoder, images, batch=64):
     dev = next(encoder.parameters()).device
     return torch.cat([encoder(images[i:i + batch].to(dev).float() / 127.5 - 1).float()
                       for i in range(0, len(images), batch)])
+
+
+# Phrasings the conditioned mapper never trains on: the issue's examples, then each prompt's last phrasing.
+HELD_OUT_PHRASINGS = ("ginger hair", "a person wearing glasses")
+
+
+def phrasings(prompts=tuple(PROMPT_ATTRIBUTES)):
+    """The conditioned mapper's texts -> (train, held_out): each prompt and the other ways of saying its
+    attribute that the prompt parser knows ("red hair": "copper-red hair", "redhead", ...). Held out (never
+    trained on): HELD_OUT_PHRASINGS and, per prompt, its alphabetically last other phrasing."""
+    by_column = {}
+    for phrase, column in phrase_index().items():
+        by_column.setdefault(column, []).append(phrase)
+    held = {normalize(h) for h in HELD_OUT_PHRASINGS}
+    train, held_out = [], list(HELD_OUT_PHRASINGS)
+    for p in prompts:
+        others = sorted(q for q in by_column.get(PROMPT_ATTRIBUTES.get(p), []) if q != normalize(p) and q not in held)
+        if others:
+            held_out.append(others.pop())
+        train += [p] + others
+    return train, held_out
 
 
 def save_latents(ws, path):

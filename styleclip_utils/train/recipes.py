@@ -32,11 +32,14 @@ from ..losses.identity import IDLoss
 from ..losses.perceptual import FeatureDistance
 from ..metrics import inversion, judges, quality
 from ..models.e4e import E4EConfig
+from ..models.mapper import MapperConfig, mapper_slug
 from ..models.nets import ConvNetConfig, SmallCLIPConfig
 from ..paths import DATA_DIR, RECIPES_DIR, ROOT, RUNS_DIR
 from ..weights import zoo
 from ..weights.checkpoints import load_checkpoint
 from .e4e import train_e4e
+from .loop import read_log
+from .mapper import latents_from_generator, phrasings, train_mapper
 from .nets import train_classifier, train_clip, train_identity, train_identity_judge, train_realism_judge
 from .stylegan2 import GANConfig, train_stylegan2
 
@@ -45,23 +48,29 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MODELS = ("classifier", "identity", "identity_judge", "realism_judge", "clip", "stylegan2", "e4e")
+MODELS = ("classifier", "identity", "identity_judge", "realism_judge", "clip", "stylegan2", "e4e", "mapper",
+          "conditioned_mapper")
+MAPPERS = ("mapper", "conditioned_mapper")   # train on the generator's W+ codes, not on renders
 EXPORT_NAME = dict(classifier="classifier", identity="identity", identity_judge="identity_judge", realism_judge="realism",
-                   clip="clip", stylegan2="generator", e4e="encoder")
+                   clip="clip", stylegan2="generator", e4e="encoder", conditioned_mapper="mappers/conditioned")
 CLIP_HALF_KEYS = ("token_embedding.weight",)  # stored in float16, as OpenAI ships CLIP (76% of its weights)
 # stored wholly in float16 (the shipped weights' 45 MB budget); measured after the rounding, as they ship
-HALF_MODELS = ("identity_judge", "realism_judge", "e4e")
+HALF_MODELS = ("identity_judge", "realism_judge", "e4e", "mapper", "conditioned_mapper")
 # what each trainer takes in [train] (its keyword arguments besides data, config, seed, device, precision)
 TRAIN_KEYS = dict(classifier=("batch", "lr"), identity=("batch", "lr"), identity_judge=("batch", "lr", "shape_weight"),
                   realism_judge=("batch", "lr"),
                   clip=("batch", "lr", "label_captions", "label_on", "blur", "neutral"), stylegan2=(),
                   e4e=("batch", "lr", "l2_lambda", "lpips_lambda", "id_lambda", "w_discriminator_lambda", "delta_lambda",
-                       "d_lr", "r1_gamma", "d_reg_every", "pool_size", "progressive_start", "progressive_step"))
+                       "d_lr", "r1_gamma", "d_reg_every", "pool_size", "progressive_start", "progressive_step"),
+                  mapper=("prompt", "batch", "lr", "clip_lambda", "l2_lambda", "id_lambda", "views", "alpha"),
+                  conditioned_mapper=("batch", "lr", "clip_lambda", "l2_lambda", "id_lambda", "views", "alpha"))
 CONFIG_KEYS = dict(classifier=("width",), identity=("width", "out_dim"), identity_judge=("width",),
                    realism_judge=("width",),
                    clip=tuple(f.name for f in fields(SmallCLIPConfig)),
                    stylegan2=tuple(f.name for f in fields(GANConfig) if f.name not in ("size", "precision")),
-                   e4e=tuple(f.name for f in fields(E4EConfig) if f.name not in ("in_size", "n_styles", "style_dim")))
+                   e4e=tuple(f.name for f in fields(E4EConfig) if f.name not in ("in_size", "n_styles", "style_dim")),
+                   mapper=tuple(f.name for f in fields(MapperConfig) if f.name != "dim"))
+CONFIG_KEYS["conditioned_mapper"] = CONFIG_KEYS["mapper"]
 
 
 class RecipeError(ValueError):
@@ -189,6 +198,8 @@ def check_recipe(R):
         unknown = sorted(set(getattr(R, section)) - set(allowed))
         if unknown:
             bad(f"unknown [{section}] keys {unknown} for a {R.model}; allowed: {sorted(allowed)}")
+    if R.model == "mapper" and not R.train.get("prompt"):
+        bad("a per-prompt mapper needs train.prompt, e.g. --set train.prompt='red hair'")
     if R.model == "clip" and R.train.get("label_on", "all") not in ("all", "prompts"):
         bad(f"train.label_on must be 'all' or 'prompts', got {R.train['label_on']!r}")
     if not (isinstance(R.eval_images, int) and R.eval_images >= 1):
@@ -196,7 +207,8 @@ def check_recipe(R):
     defaults = {f.name: f.default if f.default_factory is MISSING else f.default_factory()
                 for f in fields({"classifier": ConvNetConfig, "identity": ConvNetConfig,
                                  "identity_judge": ConvNetConfig, "realism_judge": ConvNetConfig, "clip": SmallCLIPConfig,
-                                 "stylegan2": GANConfig, "e4e": E4EConfig}[R.model])}
+                                 "stylegan2": GANConfig, "e4e": E4EConfig, "mapper": MapperConfig,
+                                 "conditioned_mapper": MapperConfig}[R.model])}
     for section, values, kinds in (("config", R.config, defaults), ("train", R.train, TRAIN_TYPES)):
         for key, value in values.items():
             if not _same_kind(value, kinds[key], key):
@@ -208,7 +220,7 @@ def check_recipe(R):
     return R
 
 
-TRAIN_TYPES = dict(batch=64, lr=1e-3, label_captions=0, label_on="all", blur=0.0, neutral=0.0, shape_weight=1.0,
+TRAIN_TYPES = dict(prompt="red hair", clip_lambda=1.0, views=4, alpha=1.0, batch=64, lr=1e-3, label_captions=0, label_on="all", blur=0.0, neutral=0.0, shape_weight=1.0,
                    l2_lambda=1.0, lpips_lambda=0.8, id_lambda=0.1, w_discriminator_lambda=0.1, delta_lambda=2e-4,
                    d_lr=2e-5, r1_gamma=10.0, d_reg_every=16, pool_size=50, progressive_start=0, progressive_step=0)
 
@@ -216,6 +228,8 @@ TRAIN_TYPES = dict(batch=64, lr=1e-3, label_captions=0, label_on="all", blur=0.0
 def _same_kind(value, example, key):
     """TOML's types against a config field's default: bools for bools, numbers for floats, ints for ints;
     `vision_layers` is an int (ViT depth) or a list (ResNet blocks per stage)."""
+    if key == "levels":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if key in ("stage_units", "widths"):  # TOML lists for the e4e body's tuples
         return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     if key == "vision_layers":
@@ -243,6 +257,9 @@ def model_config(R, n_attributes):
         if isinstance(c.get("vision_layers"), list):  # TOML has no tuples: a list means the ResNet tower
             c["vision_layers"] = tuple(c["vision_layers"])
         return SmallCLIPConfig(**c)
+    if R.model in MAPPERS:  # the width of the generator's W+
+        g = zoo.read_record("generator", R.weights_dir)["config"]
+        return MapperConfig(dim=g["style_dim"], **dict(c, levels=tuple(c.get("levels", MapperConfig.levels))))
     if R.model == "e4e":  # rows and width from the generator it inverts
         g = zoo.read_record("generator", R.weights_dir)["config"]
         return E4EConfig(in_size=size, n_styles=2 * int(math.log2(g["size"])) - 2, style_dim=g["style_dim"], **c)
@@ -260,8 +277,13 @@ def run_dir_of(R, out_dir=None):
 
 
 def load_data(R, progress=False):
-    """Render (or reuse) the SynthFaces set the recipe trains on -> (root, train tensors, test tensors)."""
+    """Render (or reuse) the SynthFaces set the recipe trains on -> (root, train tensors, test tensors).
+    A mapper trains on the generator's W+ codes: data.n_images codes from data.seed (train["latents"]); its
+    held-out faces are evaluate.start_faces' (another seed stream), so test is None."""
     n, size, seed = R.data["n_images"], R.data["size"], R.data["seed"]
+    if R.model in MAPPERS:
+        G = zoo.load_generator("cpu", R.weights_dir)
+        return None, dict(latents=latents_from_generator(G, n, 0.7, seed), attribute_names=()), None
     root = synthfaces.ensure_synthfaces(DATA_DIR / f"synthfaces_{size}px_n{n}_seed{seed}", n=n, size=size, seed=seed,
                                         progress=progress)
     return root, layout.load_tensors(root, "train", size), layout.load_tensors(root, "test", size)
@@ -338,6 +360,16 @@ def train(R, out_dir=None, resume=False, progress=True, stop_by=None, data=None)
         columns = None if label_on == "all" else [c for c in PROMPT_ATTRIBUTES.values() if c in names]
         return train_clip(tr["images"], tr["captions"], run_dir, R.steps, cfg, precision=R.precision,
                           attrs=tr["attrs"], attribute_names=names, label_columns=columns, init=init, **kw, **common)
+    if R.model in MAPPERS:  # the losses' models only: the small CLIP and the identity net (never the judges)
+        from ..losses.clip_loss import CLIPLoss
+        kw = dict(R.train)
+        kw.pop("alpha", None)
+        texts = [kw.pop("prompt")] if R.model == "mapper" else phrasings()[0]
+        G, clip = zoo.load_generator(dev, R.weights_dir), zoo.load_clip(dev, R.weights_dir)
+        loss = CLIPLoss(clip, texts, views=kw.pop("views", 4), seed=R.seed)
+        return train_mapper(tr["latents"], G, loss, IDLoss("synthfaces", zoo.load_identity_net(dev, R.weights_dir)),
+                            run_dir, R.steps, cfg, conditioned=R.model == "conditioned_mapper",
+                            precision=R.precision, **kw, **common)
     if R.model == "e4e":  # the losses' models only: the identity net (ID loss, perceptual features)
         G, id_net = zoo.load_generator(dev, R.weights_dir), zoo.load_identity_net(dev, R.weights_dir)
         start = zoo.encoder_state(init) if init else None
@@ -388,6 +420,8 @@ def evaluate(R, model, data=None, judge=None):
                                for k, v in model.state_dict().items()})
         return dict(zero_shot=quality.clip_zero_shot(model, te["images"], te["attrs"], te["attribute_names"],
                                                      device=dev))
+    if R.model in MAPPERS:  # loss-side figures on held-out codes (the judged scorecard is notebook 04's)
+        return mapper_quality(R, model, dev)
     if R.model == "e4e":  # inversion of held-out people's renders, measured by the scorecard's judges
         G, rule = zoo.load_generator(dev, R.weights_dir), zoo.read_record("identity_judge", R.weights_dir)["metrics"]
         n = min(R.eval_images, len(te["images"]))
@@ -401,12 +435,37 @@ def evaluate(R, model, data=None, judge=None):
     return dict(generated_frequency=gen, data_frequency=data_freq, relative_error=rel)
 
 
+@torch.no_grad()
+def mapper_quality(R, M, dev, seed=777):
+    """A mapper on `eval_images` held-out W+ codes (seed 777, never trained on), with its losses' own models
+    (the judges are the edit layer's; train never imports them): CLIP loss before and after the edit at the
+    recipe's alpha, the latent L2 of the edit, and the paper's consistency; per text for a conditioned mapper."""
+    from ..losses.clip_loss import CLIPLoss
+    from ..models.mapper import EDIT_SCALE, consistency
+
+    G, clip = zoo.load_generator(dev, R.weights_dir), zoo.load_clip(dev, R.weights_dir)
+    ws = latents_from_generator(G, R.eval_images, 0.7, seed)
+    alpha, out = R.train.get("alpha", 1.0), {}
+    texts = [R.train["prompt"]] if R.model == "mapper" else sum(phrasings(), [])
+    loss = CLIPLoss(clip, texts)
+    img0 = G.synthesis(ws, noise_mode="const")
+    before = loss(img0)
+    for k, text in enumerate(texts):
+        t = loss.text[k] if R.model == "conditioned_mapper" else None
+        d = M(ws, t.expand(len(ws), -1)) if t is not None else M(ws)
+        after = loss(G.synthesis(ws + alpha * EDIT_SCALE * d, noise_mode="const"))[:, k]
+        out[text] = dict(clip_loss_before=round(float(before[:, k].mean()), 4), clip_loss_after=round(float(after.mean()), 4),
+                         l2_latent=round(float((alpha * EDIT_SCALE * d).pow(2).mean()), 5),
+                         consistency=round(consistency(M, ws, t), 4))
+    return dict(alpha=alpha, n_codes=len(ws), texts=out) if R.model == "conditioned_mapper" else dict(alpha=alpha, n_codes=len(ws), **out[texts[0]])
+
+
 def export(R, model, trainer, metrics, weights_dir=None, root=None):
     """Write the model and its record (recipe, config, steps, seed, wall time, device, commit, lineage,
     metrics) into `weights_dir` (default: data/weights/synthfaces) -> path of the .safetensors file.
     `root`: the data root the model trained on (its folder name goes into the record)."""
     dev = resolve_device(R.device)
-    name = EXPORT_NAME[R.model]
+    name = f"mappers/{mapper_slug(R.train['prompt'])}" if R.model == "mapper" else EXPORT_NAME[R.model]
     record = dict(recipe=R.name, seed=R.seed, device=str(dev), precision=R.precision,
                   torch_threads=torch.get_num_threads(),
                   device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
@@ -418,7 +477,15 @@ def export(R, model, trainer, metrics, weights_dir=None, root=None):
                                               f"train writes it anew from {R.init}.")
     sd = model.state_dict()
     half = half_keys(R, sd)
-    if R.model in ("classifier", "identity", "identity_judge", "realism_judge", "e4e"):
+    if R.model in MAPPERS:  # with its loss curve (50 points): the notebook plots a shipped mapper's training
+        log = [r for r in read_log(trainer.out_dir) if "loss_clip" in r]
+        log = log[::max(1, len(log) // 50)]
+        record["curve"] = {k: [round(r[k], 4) if k != "step" else r[k] for r in log]
+                           for k in ("step", "loss_clip", "loss_l2_latent", "loss_id", "loss")}
+        record.update(config=asdict(model.cfg), alpha=R.train.get("alpha", 1.0),
+                      **(dict(prompt=R.train["prompt"]) if R.model == "mapper" else
+                         dict(texts=phrasings()[0], held_out_texts=phrasings()[1], text_dim=model.text_dim)))
+    elif R.model in ("classifier", "identity", "identity_judge", "realism_judge", "e4e"):
         record["config"] = asdict(model.cfg)
         if R.model == "identity_judge":
             record.update(traits=model.traits, face_shape=list(FACE_SHAPE), n_shape=model.n_shape)
@@ -471,6 +538,14 @@ def headline(R, metrics):
                 f"{'met' if idk >= bar_id else 'not met'}), attributes kept {100 * ak:.1f}% (bar {100 * bar_attr:.0f}%: "
                 f"{'met' if ak >= bar_attr else 'not met'}), MSE {metrics['mse']:.4f}, "
                 f"{1000 * metrics['seconds_per_image']:.1f} ms/image")
+    if R.model == "mapper":
+        return (f"{R.train['prompt']!r}: CLIP loss {metrics['clip_loss_before']:.3f} -> {metrics['clip_loss_after']:.3f} "
+                f"on {metrics['n_codes']} held-out codes at alpha {metrics['alpha']}, consistency {metrics['consistency']:.3f}")
+    if R.model == "conditioned_mapper":
+        t = metrics["texts"]
+        gain = {k: v["clip_loss_before"] - v["clip_loss_after"] for k, v in t.items()}
+        return (f"{len(t)} texts: mean CLIP loss drop {sum(gain.values()) / len(gain):.3f} on {metrics['n_codes']} "
+                f"held-out codes, least {min(gain, key=gain.get)!r} ({min(gain.values()):.3f})")
     rel = metrics["relative_error"]
     worst, within = max(rel, key=rel.get), sum(v <= BARS["stylegan2"] for v in rel.values())
     return (f"{within} of {len(rel)} prompt attributes within ±{100 * BARS['stylegan2']:.0f}% of the data's "

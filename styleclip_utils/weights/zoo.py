@@ -19,6 +19,7 @@ from safetensors.torch import save
 from . import checkpoints
 from .official import load_e4e, load_stylegan2
 from ..files import BadJSONError, atomic_write, read_json, write_json
+from ..models.mapper import ConditionedMapper, LevelsMapper, MapperConfig, mapper_slug
 from ..models.nets import (AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet, RealismJudge,
                            SmallCLIPConfig, small_clip)
 from ..paths import ROOT, WEIGHTS_DIR
@@ -54,7 +55,7 @@ def save_model(name, state_dict, record, root=None, half=()):
     """Write `<name>.safetensors` and `<name>.json` atomically. Keys in `half` are stored as float16 (the
     small CLIP's 49408-row token table would otherwise dominate the repo's weight budget)."""
     root = Path(root or SYNTHFACES_DIR)
-    root.mkdir(parents=True, exist_ok=True)
+    (root / name).parent.mkdir(parents=True, exist_ok=True)  # "mappers/red_hair": a subfolder
     tensors = {k: (v.half() if k in half else v).detach().cpu().contiguous() for k, v in state_dict.items()}
     record = dict(record, name=name, commit=record.get("commit") or git_commit(), float16_keys=sorted(half))
     # bytes through a Python file: save_file(path) reports a full disk as an opaque SafetensorError
@@ -130,6 +131,32 @@ def load_encoder(device="cpu", root=None):
     """The SynthFaces e4e encoder (models.e4e.E4E: image -> W+ of the shipped generator)."""
     read_record("encoder", root)  # a clear error when missing or damaged
     return load_e4e(Path(root or SYNTHFACES_DIR) / "encoder.safetensors", device=device, note=False)
+
+
+def mapper_prompts(root=None):
+    """The prompts of the per-prompt mappers in `root`/mappers/ (their records' `prompt`)."""
+    folder = Path(root or SYNTHFACES_DIR) / "mappers"
+    return sorted(read_record(f"mappers/{p.stem}", root)["prompt"] for p in folder.glob("*.json") if p.stem != "conditioned")
+
+
+def load_mapper(prompt, device="cpu", root=None):
+    """The SynthFaces latent mapper trained for `prompt` (models.mapper.LevelsMapper; its record's alpha is
+    the strength it was evaluated at)."""
+    name = f"mappers/{mapper_slug(prompt)}"
+    try:
+        record, sd = _load(name, root)
+    except MissingModelError:
+        raise MissingModelError(f"no SynthFaces mapper for {prompt!r}; shipped: {mapper_prompts(root)}. Train one: "
+                                f"python -m styleclip_utils.train mapper --set train.prompt='{prompt}' --export") from None
+    cfg = MapperConfig(**dict(record["config"], levels=tuple(record["config"]["levels"])))
+    return _finish(LevelsMapper(cfg), sd, name, device)
+
+
+def load_conditioned_mapper(device="cpu", root=None):
+    """The SynthFaces text-conditioned mapper (models.mapper.ConditionedMapper): one network for any prompt."""
+    record, sd = _load("mappers/conditioned", root)
+    cfg = MapperConfig(**dict(record["config"], levels=tuple(record["config"]["levels"])))
+    return _finish(ConditionedMapper(cfg, record["text_dim"]), sd, "mappers/conditioned", device)
 
 
 def encoder_state(path):
