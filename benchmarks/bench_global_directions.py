@@ -13,22 +13,8 @@ import time
 
 import torch
 
+from timing import sync, timed
 from styleclip_utils.edit import global_directions as gd
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device, repeats=1):
-    fn()  # warm-up
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    sync(device)
-    return (time.perf_counter() - t) / repeats
 
 
 def precompute_rows(name, G, clip_model, device, n_images, exact_channels):

@@ -10,27 +10,12 @@ its average over the last 5 (the loss is noisy at batch 8). The paper: 10-12 h o
 GTX 1080 Ti (50,000 steps at batch 2), then 75 ms per edit.
 """
 import argparse
-import time
 
 import torch
 
+from timing import timed
 from styleclip_utils.models.mapper import ConditionedMapper, LevelsMapper, MapperConfig, mapper_slug
 from styleclip_utils.weights import zoo
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device, repeats=5):
-    fn()  # warm-up
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    sync(device)
-    return (time.perf_counter() - t) / repeats
 
 
 def plateau(curve, window=5, tol=0.02):
@@ -68,7 +53,7 @@ def edit_rows(name, M, G, device, text_dim=None):
         ws = torch.randn(batch, G.n_latent if G is not None else 18, M.cfg.dim, device=device)
         t = torch.randn(batch, text_dim, device=device) if text_dim else None
         with torch.no_grad():
-            mapping = timed(lambda: M.edit(ws, t) if t is not None else M.edit(ws), device)
+            mapping = timed(lambda: M.edit(ws, t) if t is not None else M.edit(ws), device, repeats=5)
             render = timed(lambda: G.synthesis(ws, noise_mode="const"), device, repeats=2) if G is not None and (
                 batch == 1 or G.size <= 256) else None
         full = f"{(mapping + render) / batch * 1e3:.2f}" if render is not None else "–"

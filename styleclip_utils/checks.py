@@ -48,6 +48,15 @@ def existing_file(name, value, what):
     return value
 
 
+def outputs_and_device(precision, out_dir, default_out, figures_dir, device):
+    """The editing notebooks' last checks: precision, the output folders -> the torch.device to run on."""
+    one_of("precision", precision, PRECISIONS)
+    writable_dir("out_dir", out_dir, default_out)
+    if figures_dir:
+        writable_dir("figures_dir", figures_dir, "")
+    return resolve_device(device)
+
+
 def writable_dir(name, value, default):
     """The output folder (`default` when value is ''): created if needed and proved writable by writing and
     removing a temp file, before any work is done, so that a long run cannot fail at its last cell."""
@@ -162,11 +171,7 @@ def check_03(preset, prompts, free_prompts, spaces, space, steps, lr, l2_lambda,
     if weights_dir and preset == "ffhq":
         raise ValueError("weights_dir holds SynthFaces models: with preset='ffhq' give generator/clip/arcface paths "
                          "(or '' for the cache)")
-    one_of("precision", precision, PRECISIONS)
-    writable_dir("out_dir", out_dir, RUNS_DIR / "03_latent_optimization")
-    if figures_dir:
-        writable_dir("figures_dir", figures_dir, "")
-    return resolve_device(device)
+    return outputs_and_device(precision, out_dir, RUNS_DIR / "03_latent_optimization", figures_dir, device)
 
 
 def check_02(preset, train_steps, n_test, project_steps, refine_steps, prompts, n_edit, space, steps, photo,
@@ -197,11 +202,7 @@ def check_02(preset, train_steps, n_test, project_steps, refine_steps, prompts, 
         existing_file(name, value, what)
         if value and preset == "synthfaces":
             raise ValueError(f"{name} is a file of the real pipeline: use it with preset='ffhq'")
-    one_of("precision", precision, PRECISIONS)
-    writable_dir("out_dir", out_dir, RUNS_DIR / "02_e4e_encoder")
-    if figures_dir:
-        writable_dir("figures_dir", figures_dir, "")
-    return resolve_device(device)
+    return outputs_and_device(precision, out_dir, RUNS_DIR / "02_e4e_encoder", figures_dir, device)
 
 
 def check_05(preset, prompts, free_prompts, neutral, target_format, templates, relevance, n_relevance, n_channels,
@@ -248,11 +249,7 @@ def check_05(preset, prompts, free_prompts, neutral, target_format, templates, r
             raise ValueError(f"{name} is a file of the real pipeline: use it with preset='ffhq'")
     if latents and space == "z":
         raise ValueError("a latents file holds W+ codes, which have no z: choose another space, or leave latents ''")
-    one_of("precision", precision, PRECISIONS)
-    writable_dir("out_dir", out_dir, RUNS_DIR / "05_global_directions")
-    if figures_dir:
-        writable_dir("figures_dir", figures_dir, "")
-    return resolve_device(device)
+    return outputs_and_device(precision, out_dir, RUNS_DIR / "05_global_directions", figures_dir, device)
 
 
 def check_04(preset, prompts, unseen, n_eval, alphas, alpha, conditioned, n_images, truncation, seed, space,
@@ -298,8 +295,4 @@ def check_04(preset, prompts, unseen, n_eval, alphas, alpha, conditioned, n_imag
     if preset == "ffhq" and not mapper:
         raise ValueError("preset='ffhq' edits with an official mapper file: give mapper='path/to/afro.pt' (StyleCLIP's "
                          "pretrained mappers; none can be downloaded here)")
-    one_of("precision", precision, PRECISIONS)
-    writable_dir("out_dir", out_dir, RUNS_DIR / "04_latent_mapper")
-    if figures_dir:
-        writable_dir("figures_dir", figures_dir, "")
-    return resolve_device(device)
+    return outputs_and_device(precision, out_dir, RUNS_DIR / "04_latent_mapper", figures_dir, device)

@@ -133,3 +133,35 @@ def test_shipped_relevance_belongs_to_the_shipped_generator_and_clip():
     assert rel.about["method"] == "exact" and rel.about["n_images"] == 100
     assert torch.equal(rel.channels, gd.channel_index(G))
     assert torch.allclose(rel.fs3.norm(dim=1), torch.ones(len(rel.channels)), atol=1e-4)
+
+
+def test_shipped_mappers_were_trained_by_their_recipes_fit_the_budget_and_make_their_edit():
+    """One mapper per notebook-03 prompt and the conditioned one, each as scripts/train_mappers.sh trains it
+    (the fine level off for hair-style and expression prompts); 10 MB in all; and the edit does something a
+    judge can see: on held-out faces without the attribute, the red-hair mapper gives red hair far more often."""
+    from styleclip_utils.data.attributes import PROMPT_ATTRIBUTES
+    from styleclip_utils.edit.evaluate import start_faces
+    from styleclip_utils.models.mapper import mapper_slug
+    from styleclip_utils.train import recipes
+
+    folder = zoo.SYNTHFACES_DIR / "mappers"
+    assert zoo.mapper_prompts() == sorted(PROMPT_ATTRIBUTES)
+    total = sum(p.stat().st_size + p.with_suffix(".json").stat().st_size for p in folder.glob("*.safetensors"))
+    assert total <= 10e6, f"shipped mappers and records are {total / 1e6:.1f} MB (budget 10 MB)"
+    R = recipes.load_recipe("mapper")
+    for p in PROMPT_ATTRIBUTES:
+        record = zoo.read_record(f"mappers/{mapper_slug(p)}")
+        no_fine = p in ("curly hair", "bald", "mohawk", "afro", "bob-cut", "smiling", "surprised")
+        assert record["config"]["levels"] == (["coarse", "medium"] if no_fine else ["coarse", "medium", "fine"]), p
+        assert (record["steps"], record["seed"], record["precision"], record["config"]["hidden"]) == (
+            R.steps, R.seed, R.precision, R.config["hidden"]), p
+        assert record["metrics"]["clip_loss_after"] < record["metrics"]["clip_loss_before"], p
+    cond = zoo.read_record("mappers/conditioned")
+    assert cond["steps"] == recipes.load_recipe("mapper_conditioned").steps and "ginger hair" in cond["held_out_texts"]
+    G, judge = zoo.load_generator(), zoo.load_classifier()
+    _, ws, _ = start_faces(G, judge, ["red hair"], 32, seed=5)
+    with torch.no_grad():
+        edited = G.synthesis(zoo.load_mapper("red hair").edit(ws, 1.5), noise_mode="const")
+        before = judge.predict(G.synthesis(ws, noise_mode="const"))[:, judge.index("Red_Hair")].float().mean()
+        after = judge.predict(edited)[:, judge.index("Red_Hair")].float().mean()
+    assert before == 0 and after >= 0.4, f"red hair seen on {after:.0%} of edited faces"
