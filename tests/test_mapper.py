@@ -149,7 +149,7 @@ def test_conditioned_mapper_starts_as_the_plain_one_and_takes_any_text():
     ws, t = torch.randn(3, 10, 16), torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
     assert torch.allclose(cond(ws, t), plain(ws), atol=1e-6)      # FiLM starts at identity
     for f in cond.course_mapping.film:
-        torch.nn.init.normal_(f.weight, std=0.5)
+        torch.nn.init.normal_(f.weight, std=50.0)  # EqualLinear: scaled by lr_mul / sqrt(text_dim) at run time
     a, b = cond(ws, t), cond(ws, torch.flip(t, [0]))
     assert not torch.allclose(a, b) and torch.allclose(a[1], b[1], atol=1e-6)   # each code follows its own text
     assert torch.equal(cond.edit(ws, t, 0.0), ws)

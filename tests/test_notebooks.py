@@ -465,6 +465,6 @@ def test_04_ffhq_preset_edits_with_an_official_mapper_file(official_files, tmp_p
                   arcface=str(official_files["arcface"]), out_dir=str(tmp_path / "run"))
     out = run_notebook("04_latent_mapper", params, out_dir=tmp_path / "nb", progress=False)
     text = out.read_text()
-    assert "1 mappers, levels ['coarse', 'medium', 'fine'], 3,151,872 weights each" in text
+    assert "1 mappers, up to 3,151,872 weights each; coarse+medium+fine: afro" in text
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert list(metrics["methods"]) == ["mapper per prompt"] and metrics["methods"]["mapper per prompt"]["clip_score"] is not None

@@ -108,15 +108,15 @@ def infer_mapper_config(sd):
 
 class ConditionedLevelMapping(LevelMapping):
     """A level whose layers are modulated by a text embedding t (FiLM): after each EqualLinear layer,
-    h -> h · (1 + γ(t)) + β(t). γ and β start at zero, so an untrained conditioning leaves the level as the
-    plain mapper."""
+    h -> h · (1 + γ(t)) + β(t), γ and β EqualLinear maps of t. They start at zero, so an untrained conditioning
+    leaves the level as the plain mapper."""
 
     def __init__(self, cfg, text_dim):
         super().__init__(cfg)
-        self.film = nn.ModuleList(nn.Linear(text_dim, 2 * o) for _, o in cfg.widths())
+        # equalised like the layers they modulate (lr_mul): a plain Linear at the mapper's lr 0.5 diverges at once
+        self.film = nn.ModuleList(EqualLinear(text_dim, 2 * o, lr_mul=cfg.lr_mul) for _, o in cfg.widths())
         for f in self.film:
             nn.init.zeros_(f.weight)
-            nn.init.zeros_(f.bias)
 
     def forward(self, x, t):
         """x [B, rows, dim], t [B, text_dim] -> [B, rows, dim]."""
