@@ -48,7 +48,8 @@ def mapper_edits(G, mappers, judges, prompts, starts, alpha=1.0, clip_model=None
 
     mappers: {prompt: LevelsMapper} (one per prompt) or a ConditionedMapper (then clip_model gives each
     prompt's text embedding). starts: evaluate.start_faces(G, judge, prompts, n, ...) -> (z, ws, prompt index).
-    The card's `seconds` is the time per edit of the mapping alone (the forward pass, G excluded)."""
+    The card's `seconds` is the time per edit: the mapping and the render of the edited code (as the other
+    methods' times include their render)."""
     prompts = check_prompts(prompts)
     _, ws0, index = starts
     conditioned = isinstance(mappers, ConditionedMapper)
@@ -65,8 +66,8 @@ def mapper_edits(G, mappers, judges, prompts, starts, alpha=1.0, clip_model=None
         for k, p in enumerate(prompts):
             sel = index == k
             ws1[sel] = apply_mapper(mappers[p], ws0[sel], alpha)
+    img1 = torch.cat([G.synthesis(ws1[i:i + 64], noise_mode="const") for i in range(0, len(ws1), 64)])
     seconds = (time.perf_counter() - t0) / max(len(index), 1)
     img0 = torch.cat([G.synthesis(ws0[i:i + 64], noise_mode="const") for i in range(0, len(ws0), 64)])
-    img1 = torch.cat([G.synthesis(ws1[i:i + 64], noise_mode="const") for i in range(0, len(ws1), 64)])
     card = score_edits(judges, img0, img1, [prompts[i] for i in index.tolist()], seconds=seconds)
     return img1, card, img0
