@@ -25,7 +25,7 @@ def test_every_recipe_file_loads(name):
     cfg = recipes.model_config(R, 53)
     kind = {"classifier": "ConvNetConfig", "identity": "ConvNetConfig", "identity_judge": "ConvNetConfig",
             "realism_judge": "ConvNetConfig", "clip": "SmallCLIPConfig", "stylegan2": "GANConfig",
-            "e4e": "E4EConfig"}[R.model]
+            "e4e": "E4EConfig", "mapper": "MapperConfig", "conditioned_mapper": "MapperConfig"}[R.model]
     assert type(cfg).__name__ == kind
     assert getattr(cfg, "size", getattr(cfg, "in_size", R.data["size"])) == R.data["size"]
 
