@@ -283,9 +283,6 @@ def check_04(preset, prompts, unseen, n_eval, alphas, alpha, conditioned, n_imag
         raise ValueError(f"train_steps must be an integer >= 0 (0: load the shipped mappers), got {train_steps!r}")
     if train_steps and not train_prompt:
         raise ValueError("train_steps > 0 trains a mapper for train_prompt: give one, e.g. train_prompt='red hair'")
-    if train_steps and preset != "synthfaces":
-        raise ValueError("training here uses recipes/mapper.toml on SynthFaces; an FFHQ mapper trains with the "
-                         "official code on a GPU (docs/mapper.md), then load it with mapper='path/to/file.pt'")
     for name, value, what in (("mapper", mapper, "an official mapper checkpoint (e.g. mapper/pretrained/afro.pt)"),
                               ("generator", generator, "a StyleGAN2 checkpoint"), ("clip", clip, "a CLIP ViT file"),
                               ("arcface", arcface, "model_ir_se50.pth")):

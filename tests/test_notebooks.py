@@ -462,9 +462,12 @@ def test_04_scores_mappers_trains_one_and_compares_methods(tiny_weights, tmp_pat
 def test_04_ffhq_preset_edits_with_an_official_mapper_file(official_files, tmp_path):
     params = dict(preset="ffhq", prompts=["afro"], n_eval=2, alphas=[1.0], n_images=1, compare_steps=0,
                   conditioned=False, mapper=str(official_files["mapper"]), clip=str(official_files["clip"]),
-                  arcface=str(official_files["arcface"]), out_dir=str(tmp_path / "run"))
+                  arcface=str(official_files["arcface"]), train_prompt="afro", train_steps=2,
+                  out_dir=str(tmp_path / "run"))
     out = run_notebook("04_latent_mapper", params, out_dir=tmp_path / "nb", progress=False)
     text = out.read_text()
     assert "1 mappers, up to 3,151,872 weights each; coarse+medium+fine: afro" in text
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert list(metrics["methods"]) == ["mapper per prompt"] and metrics["methods"]["mapper per prompt"]["clip_score"] is not None
+    # trained here with the real models' layouts (2 steps): the scored edits use it; its log and curve are there
+    assert (tmp_path / "run" / "train" / "afro" / "log.jsonl").exists() and (tmp_path / "run" / "04_training.png").exists()
