@@ -188,7 +188,8 @@ def test_the_conditioned_mapper_trains_on_many_texts_and_resumes_exactly(tmp_pat
     assert all(torch.equal(a, b) for a, b in zip(M.state_dict().values(), M2.state_dict().values()))
     assert [r["loss"] for r in read_log(tmp_path / "cut")] == [r["loss"] for r in read_log(tmp_path / "full")]
     # an unseen text is one more embedding: the mapper takes it like any other
-    from styleclip_utils.edit.mapper import apply_mapper, text_features
+    from styleclip_utils.edit.mapper import apply_mapper
+    from styleclip_utils.losses.clip_loss import text_features
 
     t = text_features(loss.model, ["ginger hair"])[0]
     ws = latents[:3]

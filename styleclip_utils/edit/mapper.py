@@ -8,22 +8,11 @@ methods' scorecards compare like with like. The paper's consistency measure is m
 import time
 
 import torch
-import torch.nn.functional as F
 
 from ..data.prompts import check_prompts
+from ..losses.clip_loss import text_features
 from ..models.mapper import ConditionedMapper
 from .scorecard import score_edits
-
-
-@torch.no_grad()
-def text_features(clip_model, prompts):
-    """The normalised CLIP text embeddings [P, D] a ConditionedMapper is conditioned on (the prompt as typed,
-    no template: what CLIPLoss compares images with)."""
-    import clip
-
-    dev = next(clip_model.parameters()).device
-    tokens = clip.tokenize(check_prompts(prompts), context_length=clip_model.context_length, truncate=True).to(dev)
-    return F.normalize(clip_model.encode_text(tokens).float(), dim=1)
 
 
 @torch.no_grad()
@@ -32,7 +21,7 @@ def apply_mapper(mapper, ws, alpha=1.0, t=None, batch=256):
     embedding [D] for all). alpha: the strength (1: the official edit)."""
     conditioned = isinstance(mapper, ConditionedMapper)
     if conditioned and t is None:
-        raise ValueError("a ConditionedMapper needs the prompt's text embedding t (edit.mapper.text_features)")
+        raise ValueError("a ConditionedMapper needs the prompt's text embedding t (losses.clip_loss.text_features)")
     if conditioned and t.dim() == 1:
         t = t.expand(len(ws), -1)
     out = []
@@ -57,7 +46,7 @@ def mapper_edits(G, mappers, judges, prompts, starts, alpha=1.0, clip_model=None
         missing = [p for p in prompts if p not in mappers]
         if missing:
             raise ValueError(f"no mapper for {missing}; trained mappers: {sorted(mappers)}")
-    t = text_features(clip_model, prompts)[index] if conditioned else None
+    t = text_features(clip_model, prompts)[index] if conditioned else None  # as the mapper trained (CLIPLoss.text)
     t0 = time.perf_counter()
     if conditioned:
         ws1 = apply_mapper(mappers, ws0, alpha, t)

@@ -64,6 +64,16 @@ def random_views(img, views, generator, max_crop=0.15):
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+@torch.no_grad()
+def text_features(model, prompts):
+    """The normalised CLIP text embeddings [P, D] of prompts, each as typed (no template): what CLIPLoss
+    compares images with, and what a ConditionedMapper is conditioned on."""
+    import clip
+
+    tokens = clip.tokenize(list(prompts), context_length=model.context_length, truncate=True)
+    return F.normalize(model.encode_text(tokens.to(next(model.parameters()).device)).float(), dim=1)
+
+
 class CLIPLoss(nn.Module):
     """loss(img, prompt_index=None) -> [B, P] (every image against every prompt), or [B] when
     prompt_index [B] says which prompt each image is edited towards. views > 0: the mean loss over that
@@ -88,10 +98,7 @@ class CLIPLoss(nn.Module):
         self.views = int(views)
         self.generator = torch.Generator().manual_seed(seed)
         self.resolution = model.visual.input_resolution
-        device = next(model.parameters()).device
-        tokens = clip.tokenize(self.prompts, context_length=model.context_length, truncate=True).to(device)
-        with torch.no_grad():
-            self.register_buffer("text", F.normalize(model.encode_text(tokens).float(), dim=1))
+        self.register_buffer("text", text_features(model, self.prompts))
 
     def image_features(self, img):
         x = official_clip_input(img, self.resolution) if self.official else to_clip_input(img, self.resolution)

@@ -28,11 +28,12 @@ from ..data import layout, synthfaces
 from ..data.attributes import FACE_SHAPE, IDENTITY_TRAITS, PROMPT_ATTRIBUTES
 from ..device import PRECISIONS, resolve_device
 from ..files import read_json, write_json
+from ..losses.clip_loss import CLIPLoss
 from ..losses.identity import IDLoss
 from ..losses.perceptual import FeatureDistance
 from ..metrics import inversion, judges, quality
 from ..models.e4e import E4EConfig
-from ..models.mapper import MapperConfig, mapper_slug
+from ..models.mapper import EDIT_SCALE, MapperConfig, consistency, mapper_slug
 from ..models.nets import ConvNetConfig, SmallCLIPConfig
 from ..paths import DATA_DIR, RECIPES_DIR, ROOT, RUNS_DIR
 from ..weights import zoo
@@ -220,8 +221,8 @@ def check_recipe(R):
     return R
 
 
-TRAIN_TYPES = dict(prompt="red hair", clip_lambda=1.0, views=4, alpha=1.0, batch=64, lr=1e-3, label_captions=0, label_on="all", blur=0.0, neutral=0.0, shape_weight=1.0,
-                   l2_lambda=1.0, lpips_lambda=0.8, id_lambda=0.1, w_discriminator_lambda=0.1, delta_lambda=2e-4,
+TRAIN_TYPES = dict(batch=64, lr=1e-3, label_captions=0, label_on="all", blur=0.0, neutral=0.0, shape_weight=1.0,
+                   prompt="red hair", clip_lambda=1.0, views=4, alpha=1.0, l2_lambda=1.0, lpips_lambda=0.8, id_lambda=0.1, w_discriminator_lambda=0.1, delta_lambda=2e-4,
                    d_lr=2e-5, r1_gamma=10.0, d_reg_every=16, pool_size=50, progressive_start=0, progressive_step=0)
 
 
@@ -361,7 +362,6 @@ def train(R, out_dir=None, resume=False, progress=True, stop_by=None, data=None)
         return train_clip(tr["images"], tr["captions"], run_dir, R.steps, cfg, precision=R.precision,
                           attrs=tr["attrs"], attribute_names=names, label_columns=columns, init=init, **kw, **common)
     if R.model in MAPPERS:  # the losses' models only: the small CLIP and the identity net (never the judges)
-        from ..losses.clip_loss import CLIPLoss
         kw = dict(R.train)
         kw.pop("alpha", None)
         texts = [kw.pop("prompt")] if R.model == "mapper" else phrasings()[0]
@@ -440,8 +440,6 @@ def mapper_quality(R, M, dev, seed=777):
     """A mapper on `eval_images` held-out W+ codes (seed 777, never trained on), with its losses' own models
     (the judges are the edit layer's; train never imports them): CLIP loss before and after the edit at the
     recipe's alpha, the latent L2 of the edit, and the paper's consistency; per text for a conditioned mapper."""
-    from ..losses.clip_loss import CLIPLoss
-    from ..models.mapper import EDIT_SCALE, consistency
 
     G, clip = zoo.load_generator(dev, R.weights_dir), zoo.load_clip(dev, R.weights_dir)
     ws = latents_from_generator(G, R.eval_images, 0.7, seed)
@@ -457,7 +455,7 @@ def mapper_quality(R, M, dev, seed=777):
         out[text] = dict(clip_loss_before=round(float(before[:, k].mean()), 4), clip_loss_after=round(float(after.mean()), 4),
                          l2_latent=round(float((alpha * EDIT_SCALE * d).pow(2).mean()), 5),
                          consistency=round(consistency(M, ws, t), 4))
-    return dict(alpha=alpha, n_codes=len(ws), texts=out) if R.model == "conditioned_mapper" else dict(alpha=alpha, n_codes=len(ws), **out[texts[0]])
+    return dict(alpha=alpha, n_codes=len(ws), **(dict(texts=out) if R.model == "conditioned_mapper" else out[texts[0]]))
 
 
 def export(R, model, trainer, metrics, weights_dir=None, root=None):
