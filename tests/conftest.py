@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from styleclip_utils.data.attributes import ALL_ATTRIBUTES, FACE_SHAPE, IDENTITY_TRAITS
-from styleclip_utils.models.nets import (AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet, RealismJudge,
-                                        SmallCLIPConfig, small_clip)
+from styleclip_utils.data.render import MEASURES
+from styleclip_utils.models.nets import (AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet, MeasureJudge,
+                                        RealismJudge, SmallCLIPConfig, small_clip)
 from styleclip_utils.models.e4e import E4E, E4EConfig
 from styleclip_utils.train.stylegan2 import GANConfig
 from styleclip_utils.weights import zoo
@@ -75,7 +76,20 @@ def save_dummy_weights(root, seed=0):
     zoo.save_model("encoder", encoder.state_dict(), dict(common, config=asdict(encoder.cfg), recipe="e4e", wall_time_s=0,
                                                           device_name="cpu", metrics={}), root=root)
     save_dummy_mappers(root, G, clip_model, seed=seed)
+    measure = dummy_measure_judge(seed)
+    zoo.save_model("measure_judge", measure.state_dict(), dict(common, config=asdict(measure.cfg),
+                                                                measures=measure.measures, metrics={}), root=root)
+    G2 = dummy_generator(seed + 1)   # the two-domain generator's stand-in
+    sd = {f"g_ema.{k}": v for k, v in G2.state_dict().items()}
+    sd["latent_avg"] = G2.w_avg
+    zoo.save_model("generator_both", sd, dict(common, config=dict(asdict(TINY_GAN), channels={
+        str(k): v for k, v in TINY_GAN.channels.items()}), metrics={}), root=root)
     return Path(root)
+
+
+def dummy_measure_judge(seed=0):
+    torch.manual_seed(seed)
+    return MeasureJudge(ConvNetConfig(out_dim=len(MEASURES) + 1, **TINY_NET), MEASURES).eval()
 
 
 DUMMY_MAPPER_PROMPTS = ("red hair", "smiling")

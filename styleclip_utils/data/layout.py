@@ -362,4 +362,9 @@ def load_tensors(root, split="train", size=64):
         rows = [traits[f] for f in ds.filenames]
         out["trait_classes"] = torch.tensor([c for c, _ in rows], dtype=torch.long).view(len(rows), -1)
         out["face_shape"] = torch.tensor([s for _, s in rows], dtype=torch.float32).view(len(rows), -1)
+        from .render import DOMAINS, MEASURES
+        from .synthfaces import domains_of, face_measures_of
+        measures, domains = face_measures_of(root), domains_of(root)
+        out["measures"] = torch.tensor([measures[f] for f in ds.filenames], dtype=torch.float32).view(-1, len(MEASURES))
+        out["domains"] = torch.tensor([DOMAINS.index(domains[f]) for f in ds.filenames], dtype=torch.long)
     return out

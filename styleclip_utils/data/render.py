@@ -26,12 +26,18 @@ from functools import lru_cache
 from types import SimpleNamespace
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from .attributes import (COLOR_COLUMNS, DARK_MIN, EXPRESSIONS, HAIR_STYLES, LONG_STYLES, PALE_MAX, RECEDING_STYLES,
                          STYLE_COLUMNS, labels)
 
 RENDERER_VERSION = 1
+# The looks a face can be drawn in: the same geometry, labels and landmarks, another style. "toon" is the second
+# domain of notebook 06's two-domain generator: cel-shaded (saturated, posterised colours) with ink outlines.
+DOMAINS = ("natural", "toon")
+TOON_INK = (34, 22, 40)
+TOON_LEVELS = 5        # colour levels per channel after posterising
+TOON_EDGE = 9.0        # colour gradient (per supersampled pixel, after a blur) that gets an ink line
 
 HAIR_COLORS = {"black": (30, 26, 26), "brown": (110, 68, 38), "blond": (228, 194, 116),
                "gray": (182, 182, 186), "red": (204, 72, 30), "purple": (136, 58, 182)}
@@ -348,6 +354,31 @@ def _geometry(idn, look, pose):
         1 if idn.young else 0.85)
     g.y_temple = g.ey - 0.01
     return g
+
+
+# The renderer's continuous face measures: notebook 06's attribute sliders and the measure judge's targets.
+# name -> (low, high: the sampled range, scaled to [0, 1] for the judge; unit). Face units are fractions of the image.
+MEASURES = {
+    "yaw": (-1.0, 1.0, "turn, -1..1"),               # faked by shifting the inner features sideways
+    "roll": (-8.0, 8.0, "degrees"),                   # in-plane tilt
+    "eye_distance": (0.226, 0.254, "face units"),     # between the eye centres
+    "eyebrows": (0.038, 0.088, "face units"),         # brow height above the eyes (raised when surprised)
+    "eye_ratio": (0.19, 0.82, "height / width"),
+    "eyes_open": (0.008, 0.042, "face units"),        # eye opening
+    "lip_ratio": (0.08, 0.8, "thickness / width"),
+    "mouth_open": (0.0, 0.066, "face units"),
+    "nose_mouth": (0.082, 0.118, "face units"),       # nose tip to mouth
+    "nose_ratio": (0.17, 0.44, "width / length"),
+    "smile": (-0.013, 0.024, "face units"),           # lift of the mouth corners
+}
+
+
+def face_measures(idn, look, pose):
+    """A face's MEASURES, in their own units (before any scaling)."""
+    g = _geometry(idn, look, pose)
+    return dict(yaw=pose.yaw, roll=pose.roll, eye_distance=2 * idn.eye_sep, eyebrows=g.brow_gap + g.brow_raise,
+                eye_ratio=g.eh / float(np.mean(g.ew)), eyes_open=g.eh, lip_ratio=g.lip / g.mw, mouth_open=g.opening,
+                nose_mouth=g.my - g.ny, nose_ratio=g.nw / (g.ny - g.ey), smile=-g.corner_dy)
 
 
 def _half_width(g, y):
@@ -858,8 +889,24 @@ def _background(bg, W):
     return ramp.resize((W, W), Image.Resampling.BILINEAR)
 
 
-def render_face(identity, look, pose=None, size=64, background=None):
-    """Render one face. Returns (PIL RGB image, landmarks float32 [5, 2] in output pixels)."""
+def _toon(img, ss):
+    """The toon look of a supersampled drawing: colours saturated and posterised into flat cels, and ink lines
+    wherever the drawing has an edge (found before posterising, so shading steps get no line)."""
+    soft = np.asarray(img.filter(ImageFilter.GaussianBlur(ss)), np.float32)
+    edge = np.sqrt(sum(np.square(d) for d in np.gradient(soft, axis=(0, 1))).sum(-1))   # colour edges
+    ink = Image.fromarray(((edge > TOON_EDGE) * 255).astype(np.uint8))
+    x = np.asarray(ImageEnhance.Color(img).enhance(1.7), np.float32) / 255
+    x = np.round(x * (TOON_LEVELS - 1)) / (TOON_LEVELS - 1) * 0.9 + 0.08   # flat cels, never pure black/white
+    out = Image.fromarray((x * 255).round().astype(np.uint8))
+    out.paste(Image.new("RGB", out.size, TOON_INK), mask=ink)
+    return out
+
+
+def render_face(identity, look, pose=None, size=64, background=None, domain="natural"):
+    """Render one face. Returns (PIL RGB image, landmarks float32 [5, 2] in output pixels). `domain`: one of
+    DOMAINS, the style it is drawn in (the geometry, labels and landmarks are the same)."""
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown domain {domain!r}; SynthFaces draws {', '.join(DOMAINS)}")
     pose, background = pose or Pose(), background or Background()
     ss = 4 if size <= 128 else 2
     img = _background(background, size * ss)
@@ -884,17 +931,19 @@ def render_face(identity, look, pose=None, size=64, background=None):
         _draw_glasses(cv, g, det)
     if look.earrings:
         _draw_earrings(cv, g, det)
+    if domain == "toon":
+        img = _toon(img, ss)
     img = img.resize((size, size), Image.Resampling.LANCZOS)
     lm = (np.asarray(cv.pts(_landmarks_canonical(g))).reshape(5, 2) + 0.5) / ss
     return img, lm.astype(np.float32)
 
 
-def sample_face(seed, size=64):
+def sample_face(seed, size=64, domain="natural"):
     """A random face of its own identity: (image, landmarks [5, 2], labels dict)."""
     rng = np.random.default_rng(seed)
     idn = sample_identity(rng)
     look = sample_look(rng, idn)
-    img, lm = render_face(idn, look, sample_pose(rng), size, sample_background(rng))
+    img, lm = render_face(idn, look, sample_pose(rng), size, sample_background(rng), domain)
     return img, lm, labels(idn, look)
 
 
@@ -914,7 +963,7 @@ FIGURE_SEEDS = (18, 20, 43, 59, 60, 65, 81, 118, 134, 146, 172, 198, 202, 214, 2
                 303, 330, 344, 399)   # picked so the 24 faces show every prompt attribute
 
 
-def sample_grid(seeds=FIGURE_SEEDS, size=64, scale=3, cols=6):
+def sample_grid(seeds=FIGURE_SEEDS, size=64, scale=3, cols=6, domain="natural"):
     """Sample faces (nearest-upscaled) with their hair and salient attributes written under each."""
     from PIL import ImageFont
     font = ImageFont.load_default()
@@ -922,7 +971,7 @@ def sample_grid(seeds=FIGURE_SEEDS, size=64, scale=3, cols=6):
     grid = Image.new("RGB", (cols * W, -(-len(seeds) // cols) * H), "white")
     draw = ImageDraw.Draw(grid)
     for k, seed in enumerate(seeds):
-        img, _, lab = sample_face(seed, size)
+        img, _, lab = sample_face(seed, size, domain)
         x, y = (k % cols) * W, (k // cols) * H
         grid.paste(img.resize((W, W), Image.Resampling.NEAREST), (x, y))
         color = next((c for c, col in COLOR_COLUMNS.items() if lab[col]), "")

@@ -181,3 +181,25 @@ def realism_judge_quality(judge, real_test, G, n=1000, seed=2000, device="cpu"):
     for kind in ("noise", "blob", "scramble"):
         out[f"{kind}_rejected"] = round(1 - rate(broken(fake, kind, seed)), 4)
     return out
+
+
+@torch.no_grad()
+def read_measures(judge, images, device="cpu", batch=256):
+    """A MeasureJudge over uint8 images -> (measures in their units [N, M], probability of the toon domain [N])."""
+    out = [judge.predict(x.to(device)) for x in _batches(images, batch)]
+    return torch.cat([m.cpu() for m, _ in out]), torch.cat([p.cpu() for _, p in out])
+
+
+def measure_judge_quality(judge, test, device="cpu"):
+    """The measure judge on held-out people's renders: R² and mean absolute error (in the measure's own unit) per
+    measure, and the domain accuracy."""
+    pred, p_toon = read_measures(judge, test["images"], device)
+    lo, hi = (torch.tensor([v[k] for v in judge.measures.values()]) for k in (0, 1))
+    truth = lo + test["measures"] * (hi - lo)
+    r2 = 1 - (pred - truth).pow(2).mean(0) / truth.var(0, unbiased=False).clamp_min(1e-12)
+    mae = (pred - truth).abs().mean(0)
+    names = list(judge.measures)
+    return dict(r2={k: round(float(v), 4) for k, v in zip(names, r2)},
+                mae={k: float(f"{float(v):.4g}") for k, v in zip(names, mae)},
+                domain_accuracy=round(float(((p_toon > 0.5).long() == test["domains"]).float().mean()), 4),
+                n_images=len(truth))

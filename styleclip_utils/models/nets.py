@@ -166,3 +166,27 @@ class RealismJudge(ConvNet, Judge):
     def predict(self, img):
         """-> bool [B]: realistic."""
         return self.score(img) >= self.threshold
+
+
+class MeasureJudge(ConvNet, Judge):
+    """Reads the renderer's continuous face measures (data/render.py MEASURES: pose, eye, brow, nose and mouth
+    geometry) and the domain (natural or toon) off an image: the judge that labels generated faces for notebook
+    06's attribute directions and measures how far each slider moves each feature. Never an editing loss."""
+
+    def __init__(self, cfg: ConvNetConfig, measures):
+        """`measures`: name -> (low, high, unit), the range each output's [0, 1] scale spans."""
+        if cfg.out_dim != len(measures) + 1:
+            raise ValueError(f"out_dim must be {len(measures) + 1} (the measures and one domain logit)")
+        super().__init__(cfg)
+        self.measures = {k: tuple(v) for k, v in measures.items()}
+
+    def split(self, out):
+        """Raw output [B, out_dim] -> (measures scaled to [0, 1] [B, M], toon logit [B])."""
+        return out[:, :-1], out[:, -1]
+
+    @torch.no_grad()
+    def predict(self, img):
+        """-> (measures in their own units [B, M], in `measures`' order; probability of the toon domain [B])."""
+        scaled, logit = self.split(self(img).float())
+        lo, hi = (torch.tensor([v[k] for v in self.measures.values()], device=scaled.device) for k in (0, 1))
+        return lo + scaled * (hi - lo), torch.sigmoid(logit)

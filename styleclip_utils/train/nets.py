@@ -14,11 +14,11 @@ from ..weights.checkpoints import check_state_dict, load_checkpoint
 from ..losses.clip_loss import to_clip_input
 from ..data.attributes import IDENTITY_TRAITS, NEUTRAL_TEXT
 from ..models.nets import (ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet,
-                           RealismJudge, SmallCLIPConfig, encode_text_by_length, small_clip)
+                           MeasureJudge, RealismJudge, SmallCLIPConfig, encode_text_by_length, small_clip)
 from ..device import autocast, check_precision, math_attention
 from .loop import Trainer, batch_at
 
-def augment(x, shift=3, blur=0.3):
+def augment(x, shift=3, blur=0.3, flip=True):
     """Geometry-only augmentation (colour is an attribute, so no colour jitter): random translation by up
     to `shift` px (edge-replicated), x-flip, and with probability `blur` a blur, since generated faces are
     softer."""
@@ -26,8 +26,9 @@ def augment(x, shift=3, blur=0.3):
     x = F.pad(x, [shift] * 4, mode="replicate")
     dy, dx = torch.randint(0, 2 * shift + 1, (2,))
     x = x[:, :, dy:dy + H, dx:dx + W]
-    flip = (torch.rand(B) < 0.5).to(x.device)
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if flip:
+        flip = (torch.rand(B) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
     if torch.rand(()) < blur:
         k = torch.tensor([1.0, 2.0, 1.0], device=x.device)
         k = (k[:, None] * k[None, :] / 16).expand(3, 1, 3, 3)
@@ -275,6 +276,34 @@ def train_realism_judge(images, generated, out_dir, steps, cfg=None, batch=64, l
         loss = F.binary_cross_entropy_with_logits(logits, y)
         _descend(opt, sched, loss)
         return {"bce": loss.item()}
+
+    trainer.run(step_fn, steps, stop_at, stop_by)
+    return model.eval(), trainer
+
+
+def train_measure_judge(images, measures, domains, out_dir, steps, cfg=None, batch=64, lr=2e-3, seed=0, device="cpu",
+                        precision="fp32", ckpt_every=500, log_every=10, progress=True, stop_at=None, stop_by=None):
+    """MSE on the face measures (scaled to [0, 1]) + cross-entropy on the domain (0 natural, 1 toon).
+    No x-flip: a mirrored face has the opposite yaw and roll. Returns (judge, trainer)."""
+    from ..data.render import MEASURES
+    check_precision(precision)
+    cfg = cfg or ConvNetConfig(in_size=images.shape[-1], out_dim=len(MEASURES) + 1)
+    torch.manual_seed(seed)
+    model = MeasureJudge(cfg, MEASURES).to(device, memory_format=torch.channels_last)
+    config = dict(kind="measure_judge", steps=steps, batch=batch, lr=lr, precision=precision, measures=list(MEASURES),
+                  **asdict(cfg))
+    opt, sched, trainer = _adamw_run(out_dir, dict(model=model), steps, lr, config, seed, device, ckpt_every,
+                                     log_every, progress)
+
+    def step_fn(step):
+        model.train()
+        idx, x = batch_at(images, batch, step, seed, device)
+        with autocast(device, precision):
+            scaled, logit = model.split(model(augment(x, flip=False)).float())
+        mse = F.mse_loss(scaled, measures[idx].to(device))
+        ce = F.binary_cross_entropy_with_logits(logit, domains[idx].to(device).float())
+        _descend(opt, sched, mse + 0.1 * ce)
+        return {"measure_mse": mse.item(), "domain_ce": ce.item()}
 
     trainer.run(step_fn, steps, stop_at, stop_by)
     return model.eval(), trainer

@@ -26,6 +26,7 @@ import torch
 
 from ..data import layout, synthfaces
 from ..data.attributes import FACE_SHAPE, IDENTITY_TRAITS, PROMPT_ATTRIBUTES
+from ..data.render import MEASURES
 from ..device import PRECISIONS, resolve_device
 from ..files import read_json, write_json
 from ..losses.clip_loss import CLIPLoss
@@ -41,7 +42,8 @@ from ..weights.checkpoints import load_checkpoint
 from .e4e import train_e4e
 from .loop import read_log
 from .mapper import latents_from_generator, phrasings, train_mapper
-from .nets import train_classifier, train_clip, train_identity, train_identity_judge, train_realism_judge
+from .nets import (train_classifier, train_clip, train_identity, train_identity_judge, train_measure_judge,
+                   train_realism_judge)
 from .stylegan2 import GANConfig, train_stylegan2
 
 if sys.version_info >= (3, 11):
@@ -49,24 +51,25 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MODELS = ("classifier", "identity", "identity_judge", "realism_judge", "clip", "stylegan2", "e4e", "mapper",
+MODELS = ("classifier", "identity", "identity_judge", "realism_judge", "measure_judge", "clip", "stylegan2", "e4e", "mapper",
           "conditioned_mapper")
 MAPPERS = ("mapper", "conditioned_mapper")   # train on the generator's W+ codes, not on renders
 EXPORT_NAME = dict(classifier="classifier", identity="identity", identity_judge="identity_judge", realism_judge="realism",
+                   measure_judge="measure_judge",
                    clip="clip", stylegan2="generator", e4e="encoder", conditioned_mapper="mappers/conditioned")
 CLIP_HALF_KEYS = ("token_embedding.weight",)  # stored in float16, as OpenAI ships CLIP (76% of its weights)
 # stored wholly in float16 (the shipped weights' 45 MB budget); measured after the rounding, as they ship
-HALF_MODELS = ("identity_judge", "realism_judge", "e4e", "mapper", "conditioned_mapper")
+HALF_MODELS = ("identity_judge", "realism_judge", "measure_judge", "e4e", "mapper", "conditioned_mapper")
 # what each trainer takes in [train] (its keyword arguments besides data, config, seed, device, precision)
 TRAIN_KEYS = dict(classifier=("batch", "lr"), identity=("batch", "lr"), identity_judge=("batch", "lr", "shape_weight"),
-                  realism_judge=("batch", "lr"),
+                  realism_judge=("batch", "lr"), measure_judge=("batch", "lr"),
                   clip=("batch", "lr", "label_captions", "label_on", "blur", "neutral"), stylegan2=(),
                   e4e=("batch", "lr", "l2_lambda", "lpips_lambda", "id_lambda", "w_discriminator_lambda", "delta_lambda",
                        "d_lr", "r1_gamma", "d_reg_every", "pool_size", "progressive_start", "progressive_step"),
                   mapper=("prompt", "batch", "lr", "clip_lambda", "l2_lambda", "id_lambda", "views", "alpha"),
                   conditioned_mapper=("batch", "lr", "clip_lambda", "l2_lambda", "id_lambda", "views", "alpha"))
 CONFIG_KEYS = dict(classifier=("width",), identity=("width", "out_dim"), identity_judge=("width",),
-                   realism_judge=("width",),
+                   realism_judge=("width",), measure_judge=("width",),
                    clip=tuple(f.name for f in fields(SmallCLIPConfig)),
                    stylegan2=tuple(f.name for f in fields(GANConfig) if f.name not in ("size", "precision")),
                    e4e=tuple(f.name for f in fields(E4EConfig) if f.name not in ("in_size", "n_styles", "style_dim")),
@@ -188,9 +191,11 @@ def check_recipe(R):
         resolve_device(R.device)
     except ValueError as e:
         bad(str(e))
-    unknown = sorted(set(R.data) - {"n_images", "size", "seed"})
+    unknown = sorted(set(R.data) - {"n_images", "size", "seed", "domain"})
     if unknown:
-        bad(f"unknown [data] keys {unknown}; [data] has n_images, size, seed")
+        bad(f"unknown [data] keys {unknown}; [data] has n_images, size, seed, domain")
+    if R.data.get("domain", "natural") not in synthfaces.DOMAIN_CHOICES:
+        bad(f"data.domain must be one of {synthfaces.DOMAIN_CHOICES}, got {R.data['domain']!r}")
     if not (isinstance(R.data["n_images"], int) and 20 <= R.data["n_images"] <= 1_000_000):
         bad(f"data.n_images must be an integer in [20, 1000000], got {R.data['n_images']!r}")
     if R.data["size"] not in (32, 64, 128):
@@ -207,7 +212,8 @@ def check_recipe(R):
         bad(f"eval_images must be a positive integer, got {R.eval_images!r}")
     defaults = {f.name: f.default if f.default_factory is MISSING else f.default_factory()
                 for f in fields({"classifier": ConvNetConfig, "identity": ConvNetConfig,
-                                 "identity_judge": ConvNetConfig, "realism_judge": ConvNetConfig, "clip": SmallCLIPConfig,
+                                 "identity_judge": ConvNetConfig, "realism_judge": ConvNetConfig,
+                                 "measure_judge": ConvNetConfig, "clip": SmallCLIPConfig,
                                  "stylegan2": GANConfig, "e4e": E4EConfig, "mapper": MapperConfig,
                                  "conditioned_mapper": MapperConfig}[R.model])}
     for section, values, kinds in (("config", R.config, defaults), ("train", R.train, TRAIN_TYPES)):
@@ -254,6 +260,8 @@ def model_config(R, n_attributes):
         return ConvNetConfig(in_size=size, out_dim=sum(map(len, IDENTITY_TRAITS.values())) + len(FACE_SHAPE), **c)
     if R.model == "realism_judge":
         return ConvNetConfig(in_size=size, out_dim=1, **c)
+    if R.model == "measure_judge":
+        return ConvNetConfig(in_size=size, out_dim=len(MEASURES) + 1, **c)
     if R.model == "clip":
         if isinstance(c.get("vision_layers"), list):  # TOML has no tuples: a list means the ResNet tower
             c["vision_layers"] = tuple(c["vision_layers"])
@@ -277,6 +285,22 @@ def run_dir_of(R, out_dir=None):
     return Path(out_dir or RUNS_DIR / "train") / R.run_name
 
 
+def data_root(n, size, seed, domain="natural"):
+    """Where a SynthFaces set is rendered (a natural set's name has no domain: the folders made before domains)."""
+    return DATA_DIR / (f"synthfaces_{size}px_n{n}_seed{seed}" + ("" if domain == "natural" else f"_{domain}"))
+
+
+def export_name(R):
+    """The file stem a recipe's model ships under: a GAN trained on another domain's data is another generator
+    (generator_both: notebook 06's two-domain generator)."""
+    if R.model == "mapper":
+        return f"mappers/{mapper_slug(R.train['prompt'])}"
+    domain = R.data.get("domain", "natural")
+    if R.model == "stylegan2" and domain != "natural":
+        return f"generator_{domain}"
+    return EXPORT_NAME[R.model]
+
+
 def load_data(R, progress=False):
     """Render (or reuse) the SynthFaces set the recipe trains on -> (root, train tensors, test tensors).
     A mapper trains on the generator's W+ codes: data.n_images codes from data.seed (train["latents"]); its
@@ -285,8 +309,9 @@ def load_data(R, progress=False):
     if R.model in MAPPERS:
         G = zoo.load_generator("cpu", R.weights_dir)
         return None, dict(latents=latents_from_generator(G, n, 0.7, seed), attribute_names=()), None
-    root = synthfaces.ensure_synthfaces(DATA_DIR / f"synthfaces_{size}px_n{n}_seed{seed}", n=n, size=size, seed=seed,
-                                        progress=progress)
+    domain = R.data.get("domain", "natural")
+    root = synthfaces.ensure_synthfaces(data_root(n, size, seed, domain), n=n, size=size, seed=seed, progress=progress,
+                                        domain=domain)
     return root, layout.load_tensors(root, "train", size), layout.load_tensors(root, "test", size)
 
 
@@ -350,6 +375,11 @@ def train(R, out_dir=None, resume=False, progress=True, stop_by=None, data=None)
             raise RecipeError(f"{R.name}: the identity judge trains on SynthFaces renders (their identity traits)")
         return train_identity_judge(tr["images"], tr["trait_classes"], tr["face_shape"], run_dir, R.steps, cfg,
                                     precision=R.precision, **R.train, **common)
+    if R.model == "measure_judge":
+        if "measures" not in tr:
+            raise RecipeError(f"{R.name}: the measure judge trains on SynthFaces renders (their face measures)")
+        return train_measure_judge(tr["images"], tr["measures"], tr["domains"], run_dir, R.steps, cfg,
+                                   precision=R.precision, **R.train, **common)
     if R.model == "realism_judge":  # real renders and the shipped generator's unedited faces pass
         G = zoo.load_generator(dev, R.weights_dir)
         fake = judges.generated_uint8(G, R.eval_images, seed=R.seed, device=dev)
@@ -411,6 +441,8 @@ def evaluate(R, model, data=None, judge=None):
         return dict(verification_accuracy=acc, threshold=threshold)
     if R.model == "identity_judge":
         return judges.identity_judge_quality(model, tr, te, device=dev)
+    if R.model == "measure_judge":
+        return judges.measure_judge_quality(model, te, device=dev)
     if R.model == "realism_judge":  # calibrated on one seed of generated faces, measured on another
         G = zoo.load_generator(dev, R.weights_dir)
         model.threshold = judges.calibrate_realism(model, G, n=R.eval_images, device=dev)
@@ -463,11 +495,12 @@ def export(R, model, trainer, metrics, weights_dir=None, root=None):
     metrics) into `weights_dir` (default: data/weights/synthfaces) -> path of the .safetensors file.
     `root`: the data root the model trained on (its folder name goes into the record)."""
     dev = resolve_device(R.device)
-    name = f"mappers/{mapper_slug(R.train['prompt'])}" if R.model == "mapper" else EXPORT_NAME[R.model]
+    name = export_name(R)
     record = dict(recipe=R.name, seed=R.seed, device=str(dev), precision=R.precision,
                   torch_threads=torch.get_num_threads(),
                   device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-                  data=dict(root=Path(root).name if root else None, n_images=R.data["n_images"], size=R.data["size"]),
+                  data=dict(root=Path(root).name if root else None, n_images=R.data["n_images"], size=R.data["size"],
+                            domain=R.data.get("domain", "natural")),
                   steps=trainer.step, wall_time_s=round(trainer.elapsed))
     init_json = trainer.out_dir / "init.json"
     if init_json.is_file():
@@ -483,8 +516,10 @@ def export(R, model, trainer, metrics, weights_dir=None, root=None):
         record.update(config=asdict(model.cfg), alpha=R.train.get("alpha", 1.0),
                       **(dict(prompt=R.train["prompt"]) if R.model == "mapper" else
                          dict(texts=phrasings()[0], held_out_texts=phrasings()[1], text_dim=model.text_dim)))
-    elif R.model in ("classifier", "identity", "identity_judge", "realism_judge", "e4e"):
+    elif R.model in ("classifier", "identity", "identity_judge", "realism_judge", "measure_judge", "e4e"):
         record["config"] = asdict(model.cfg)
+        if R.model == "measure_judge":
+            record["measures"] = model.measures
         if R.model == "identity_judge":
             record.update(traits=model.traits, face_shape=list(FACE_SHAPE), n_shape=model.n_shape)
         if R.model == "classifier":
@@ -525,6 +560,11 @@ def headline(R, metrics):
         return (f"passes {100 * metrics['real_test_pass']:.1f}% of real test renders and "
                 f"{100 * metrics['generated_pass']:.1f}% of unedited generated faces; rejects "
                 + ", ".join(f"{100 * metrics[f'{k}_rejected']:.1f}% of {k}" for k in ("blob", "noise", "scramble")))
+    if R.model == "measure_judge":
+        r2 = metrics["r2"]
+        worst = min(r2, key=r2.get)
+        return (f"measures R² mean {sum(r2.values()) / len(r2):.2f} (worst {worst} {r2[worst]:.2f}) on held-out people; "
+                f"domain accuracy {100 * metrics['domain_accuracy']:.1f}%")
     if R.model == "clip":
         zs = metrics["zero_shot"]
         worst, over = min(zs, key=zs.get), sum(v >= BARS["clip"] for v in zs.values())

@@ -98,6 +98,12 @@ REGISTRY = {f.name: f for f in [
         "torchvision model zoo (its file name holds the first 8 hex digits of its sha256)",
         url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", min_size=230_000_000,  # ~233 MB
         sha256_prefix="7be5be79"),
+    PretrainedFile(
+        "vgg19", "vgg19-dcbb9e9d.pth",
+        "torchvision VGG19 (ImageNet), the feature network of Gatys-style neural style transfer (notebook 06)",
+        "torchvision model zoo (its file name holds the first 8 hex digits of its sha256)",
+        url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", min_size=540_000_000,  # ~548 MB
+        sha256_prefix="dcbb9e9d"),
 ]}
 
 

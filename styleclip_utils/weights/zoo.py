@@ -20,7 +20,7 @@ from . import checkpoints
 from .official import load_e4e, load_stylegan2
 from ..files import BadJSONError, atomic_write, read_json, write_json
 from ..models.mapper import ConditionedMapper, LevelsMapper, MapperConfig, mapper_slug
-from ..models.nets import (AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet, RealismJudge,
+from ..models.nets import (AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet, MeasureJudge, RealismJudge,
                            SmallCLIPConfig, small_clip)
 from ..paths import ROOT, WEIGHTS_DIR
 
@@ -88,9 +88,10 @@ def _finish(model, sd, name, device):
     return model.eval().requires_grad_(False).to(device)
 
 
-def load_generator(device="cpu", root=None):
-    path = Path(root or SYNTHFACES_DIR) / "generator.safetensors"
-    read_record("generator", root)  # a clear error when missing
+def load_generator(device="cpu", root=None, name="generator"):
+    """A shipped generator: "generator" (SynthFaces) or "generator_both" (natural + toon, notebook 06)."""
+    path = Path(root or SYNTHFACES_DIR) / f"{name}.safetensors"
+    read_record(name, root)  # a clear error when missing
     G = load_stylegan2(path, device=device)
     G.memory_format = torch.channels_last  # ~20% faster edits on CPU (oneDNN) and GPU (cuDNN)
     return G
@@ -125,6 +126,12 @@ def load_realism_judge(device="cpu", root=None):
     record, sd = _load("realism", root)
     model = RealismJudge(ConvNetConfig(**record["config"]), threshold=record["metrics"]["threshold"])
     return _finish(model, sd, "realism", device)
+
+
+def load_measure_judge(device="cpu", root=None):
+    """The judge of the renderer's face measures and of the domain (notebook 06's attribute directions)."""
+    record, sd = _load("measure_judge", root)
+    return _finish(MeasureJudge(ConvNetConfig(**record["config"]), record["measures"]), sd, "measure_judge", device)
 
 
 def load_encoder(device="cpu", root=None):
