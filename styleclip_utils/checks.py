@@ -293,3 +293,63 @@ def check_04(preset, prompts, unseen, n_eval, alphas, alpha, conditioned, n_imag
         raise ValueError("preset='ffhq' edits with an official mapper file: give mapper='path/to/afro.pt' (StyleCLIP's "
                          "pretrained mappers; none can be downloaded here)")
     return outputs_and_device(precision, out_dir, RUNS_DIR / "04_latent_mapper", figures_dir, device)
+
+
+def check_06(preset, seeds, psis, interp_seeds, interp_steps, n_domain, mix_group, n_fit, n_measure, amount, slider_seed,
+             condition_on, photo, style, style_steps, style_size, truncation, generator, boundaries, encoder, device,
+             precision, weights_dir, figures_dir, out_dir):
+    """Notebook 06 -> the torch.device to run on."""
+    from .edit.directions import FEATURES
+    from .edit.playground import GROUPS
+    from .edit.style_transfer import STYLES
+
+    one_of("preset", preset, PRESETS)
+    for name, values, low in (("seeds", seeds, 1), ("interp_seeds", interp_seeds, 2)):
+        if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or len(values) < low:
+            raise ValueError(f"{name} must be a list of at least {low} integer seeds, got {values!r}")
+        for s in values:
+            integer(name, s)
+    if len(interp_seeds) != 2:
+        raise ValueError(f"interp_seeds must be two seeds (the two ends), got {interp_seeds!r}")
+    if isinstance(psis, (str, bytes)) or not isinstance(psis, (list, tuple)) or not psis:
+        raise ValueError(f"psis must be a non-empty list of truncation values in [0, 1], got {psis!r}")
+    for p in psis:
+        number("psis", p, 0, 1)
+    positive_int("interp_steps", interp_steps, 120)
+    if interp_steps < 2:
+        raise ValueError("interp_steps must be at least 2 (the two ends)")
+    positive_int("n_domain", n_domain, 16)
+    one_of("mix_group", mix_group, list(GROUPS))
+    positive_int("n_fit", n_fit, 100_000)
+    if n_fit < 50:
+        raise ValueError(f"n_fit must be at least 50 faces to fit directions on, got {n_fit}")
+    positive_int("n_measure", n_measure, 10_000)
+    number("amount", amount, 0, 10, low_open=True)
+    integer("slider_seed", slider_seed)
+    if isinstance(condition_on, (str, bytes)) or not isinstance(condition_on, (list, tuple)):
+        raise ValueError(f"condition_on must be a list of sliders, e.g. ['gender', 'age'], got {condition_on!r}")
+    drawn = [k for k, v in FEATURES.items() if v is not None]
+    for c in condition_on:
+        if preset == "synthfaces" and c not in drawn:
+            raise ValueError(f"condition_on: {c!r} is not a SynthFaces slider; they are {', '.join(drawn)}")
+    existing_file("photo", photo, "a photo with a face")
+    if not isinstance(style, str) or not style:
+        raise ValueError(f"style must be one of {STYLES} or the path of an image, got {style!r}")
+    if style not in STYLES:
+        existing_file("style", style, f"a style image (or one of {STYLES})")
+    positive_int("style_steps", style_steps, 5000)
+    positive_int("style_size", style_size, 1024)
+    if style_size < 16:
+        raise ValueError(f"style_size must be at least 16 px, got {style_size}")
+    number("truncation", truncation, 0, 1)
+    for name, value, what in (("generator", generator, "a StyleGAN2 file"), ("encoder", encoder, "an e4e file")):
+        existing_file(name, value, what)
+        if value and preset == "synthfaces":
+            raise ValueError(f"{name} is a file of the real pipeline: use it with preset='ffhq'")
+    if isinstance(boundaries, (str, bytes)) or not isinstance(boundaries, (list, tuple)):
+        raise ValueError(f"boundaries must be a list of InterFaceGAN .npy files, got {boundaries!r}")
+    for b in boundaries:
+        existing_file("boundaries", b, "an InterFaceGAN boundary (.npy)")
+    if boundaries and preset == "synthfaces":
+        raise ValueError("boundaries are the real pipeline's sliders: SynthFaces fits its own (use preset='ffhq')")
+    return outputs_and_device(precision, out_dir, RUNS_DIR / "06_playground", figures_dir, device)

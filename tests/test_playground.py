@@ -166,17 +166,19 @@ def test_mixing_matrix_has_the_sources_on_its_edges(G):
     torch.testing.assert_close(m[5], pg.mix_rows(G, rows[:1], cols[:1], [0, 1, 2])[0])
 
 
-def test_domain_seeds_keeps_the_faces_the_judge_reads_as_the_domain(G):
+def test_domain_seeds_keeps_the_faces_the_judge_reads_most_surely_as_the_domain(G):
     class ByBrightness:   # "toon" = a bright face
         def predict(self, img):
-            return None, (img.mean((1, 2, 3)) > torch.median(img.mean((1, 2, 3)))).float()
+            return None, torch.sigmoid(img.mean((1, 2, 3)) * 50)
 
-    toon = pg.domain_seeds(G, ByBrightness(), "toon", 3, batch=8, threshold=0.9)
-    natural = pg.domain_seeds(G, ByBrightness(), "natural", 3, batch=8, threshold=0.9)
+    toon, p_toon = pg.domain_seeds(G, ByBrightness(), "toon", 3, pool=16, batch=8)
+    natural, p_nat = pg.domain_seeds(G, ByBrightness(), "natural", 3, pool=16, batch=8)
     assert len(toon) == 3 and not set(toon) & set(natural)
-    with pytest.raises(RuntimeError, match="read as toon"):
-        pg.domain_seeds(G, SimpleNamespace(predict=lambda img: (None, torch.zeros(len(img)))), "toon", 1, batch=8,
-                        max_tries=16)
+    assert (p_toon[:-1] >= p_toon[1:]).all() and p_toon.min() >= 1 - p_nat.min()
+    bright = ByBrightness().predict(G.synthesis(pg.ws_of_seeds(G, range(16))))[1]
+    assert toon[0] == int(bright.argmax()) and natural[0] == int(bright.argmin())
+    with pytest.raises(ValueError, match="n must be in"):
+        pg.domain_seeds(G, ByBrightness(), "toon", 20, pool=16)
 
 
 # -- attribute directions ------------------------------------------------------------------------------------------

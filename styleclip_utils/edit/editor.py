@@ -128,3 +128,57 @@ class GlobalEditor:
         layers = ", ".join(f"{k} {v}" for k, v in d.per_layer(self.G).items())
         self.status.value = (f"{d.n_channels} channels survive β={self.beta.value:.2f} (β ≥ {d.max_relevance:.3f} "
                              f"removes all) · {layers} · {self.last_ms:.0f} ms")
+
+
+class SliderEditor:
+    """Attribute sliders over fitted directions (directions.Directions): one slider per feature in its units
+    (1 = one std of the faces' w along it), a "keep fixed" list that conditions every slider on the features it
+    names, a face seed, and a photo upload (aligned and inverted with `encoder`). The widgets are attributes
+    (`editor.sliders[name]`, `editor.keep`, ...) so tests drive them as a user would."""
+
+    def __init__(self, G, directions, encoder=None, seed=0, truncation=0.7, display_size=256, limit=3.0):
+        import ipywidgets as W
+
+        self.G, self.D, self.encoder = G, directions, encoder
+        self.truncation, self.display_size = truncation, display_size
+        self._ws = None
+        self.last_ms = float("nan")
+        self.sliders = {n: W.FloatSlider(value=0.0, min=-limit, max=limit, step=0.1, description=n,
+                                         continuous_update=False) for n in directions.names}
+        self.keep = W.SelectMultiple(options=directions.names, description="keep fixed", rows=5)
+        self.seed = W.BoundedIntText(value=seed, min=0, max=FACE_PICKER_MAX, description="face seed")
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="photo") if encoder is not None else None
+        self.status = W.HTML()
+        self.image = W.Image(format="png", width=display_size, height=display_size)
+        self.before = W.Image(format="png", width=display_size, height=display_size)
+        for w in (*self.sliders.values(), self.keep):
+            w.observe(lambda _: self.update(), names="value")
+        self.seed.observe(lambda _: self.pick_seed(), names="value")
+        if self.upload is not None:
+            self.upload.observe(lambda _: GlobalEditor.pick_upload(self), names="value")
+        controls = list(self.sliders.values()) + [self.keep, self.seed] + ([self.upload] if self.upload else [])
+        self.widget = W.HBox([W.VBox(controls), W.VBox([W.HBox([self.before, self.image]), self.status])])
+        self.pick_seed()
+
+    pick_seed = GlobalEditor.pick_seed
+
+    @torch.no_grad()
+    def set_face(self, ws):
+        self._ws = ws
+        self.before.value = png_bytes(self.G.synthesis(ws)[0], self.display_size)
+        self.update()
+
+    @torch.no_grad()
+    def update(self):
+        t = time.perf_counter()
+        amounts = {n: s.value for n, s in self.sliders.items() if s.value}
+        keep = list(self.keep.value)
+        try:
+            ws = self.D.edit_many(self._ws, amounts, condition_on=keep)
+        except ValueError as e:
+            self.status.value = f"<b>{html.escape(str(e))}</b>"
+            return
+        self.image.value = png_bytes(self.G.synthesis(ws)[0], self.display_size)
+        self.last_ms = 1000 * (time.perf_counter() - t)
+        moved = ", ".join(f"{n} {a:+.1f}" for n, a in amounts.items()) or "nothing moved"
+        self.status.value = f"{moved}{' · keeping ' + ', '.join(keep) if keep else ''} · {self.last_ms:.0f} ms"

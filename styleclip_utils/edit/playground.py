@@ -130,23 +130,20 @@ def crossover_strip(G, ws_a, ws_b, noise_mode="const"):
 
 
 @torch.no_grad()
-def domain_seeds(G, judge, domain, n, start=0, batch=64, threshold=0.9, max_tries=4096):
-    """The first `n` seeds from `start` whose faces the measure judge reads as `domain` ("natural" or "toon") with
-    probability >= threshold: how a two-domain generator's faces are told apart (the domains are regions of its
-    W, not an input)."""
+def domain_seeds(G, judge, domain, n, start=0, pool=256, batch=128):
+    """The `n` seeds among start .. start + pool whose faces the measure judge reads as most surely `domain`
+    ("natural" or "toon") -> (seeds, their probabilities of being that domain): how a two-domain generator's faces
+    are told apart (the domains are regions of its W, not an input)."""
     if domain not in ("natural", "toon"):
         raise ValueError(f"domain must be 'natural' or 'toon', got {domain!r}")
-    found, seed = [], start
-    while len(found) < n and seed < start + max_tries:
-        seeds = list(range(seed, seed + batch))
-        _, p_toon = judge.predict(G.synthesis(ws_of_seeds(G, seeds)))
-        p = p_toon if domain == "toon" else 1 - p_toon
-        found += [s for s, ok in zip(seeds, (p >= threshold).tolist()) if ok]
-        seed += batch
-    if len(found) < n:
-        raise RuntimeError(f"only {len(found)} of the first {max_tries} faces from seed {start} read as {domain}: "
-                           f"is this a two-domain generator (generator_both)?")
-    return found[:n]
+    if not 1 <= n <= pool:
+        raise ValueError(f"n must be in [1, pool={pool}], got {n}")
+    seeds = list(range(start, start + pool))
+    p = torch.cat([judge.predict(G.synthesis(ws_of_seeds(G, seeds[i:i + batch])))[1].float().cpu()
+                   for i in range(0, pool, batch)])
+    p = p if domain == "toon" else 1 - p
+    best = p.argsort(descending=True, stable=True)[:n]
+    return [seeds[i] for i in best.tolist()], p[best]
 
 
 def domain_share(G, judge, n=512, seed=0):
