@@ -304,7 +304,7 @@ def check_06(preset, seeds, psis, interp_seeds, interp_steps, n_domain, mix_grou
     from .edit.style_transfer import STYLES
 
     one_of("preset", preset, PRESETS)
-    for name, values, low in (("seeds", seeds, 1), ("interp_seeds", interp_seeds, 2)):
+    for name, values, low in (("seeds", seeds, 3), ("interp_seeds", interp_seeds, 2)):
         if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or len(values) < low:
             raise ValueError(f"{name} must be a list of at least {low} integer seeds, got {values!r}")
         for s in values:

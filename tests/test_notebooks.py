@@ -485,7 +485,7 @@ GOOD_06 = dict(preset="synthfaces", seeds=[1, 2, 3, 4, 5], psis=[0.0, 0.5, 1.0],
 
 @pytest.mark.parametrize("bad, message", [
     (dict(preset="celeba"), "preset must be one of"),
-    (dict(seeds=[]), "seeds must be a list of at least 1"),
+    (dict(seeds=[1, 2]), "seeds must be a list of at least 3"),
     (dict(interp_seeds=[1, 2, 3]), "must be two seeds"),
     (dict(psis=[1.2]), r"psis must be a number in \[0, 1\]"),
     (dict(interp_steps=1), "at least 2"),
@@ -533,7 +533,7 @@ def test_06_ffhq_preset_plays_with_the_real_generator_layout(official_files, tmp
     import numpy as np
 
     np.save(tmp_path / "age.npy", np.random.default_rng(0).normal(size=(1, 512)).astype(np.float32))
-    params = dict(GOOD_06, preset="ffhq", seeds=[1, 2], psis=[0.0, 1.0], interp_steps=2, condition_on=[],
+    params = dict(GOOD_06, preset="ffhq", seeds=[1, 2, 3], psis=[0.0, 1.0], interp_steps=2, condition_on=[],
                   generator=str(official_files["generator"]), encoder=str(official_files["e4e"]),
                   boundaries=[str(tmp_path / "age.npy")], out_dir=str(tmp_path / "run"))
     out = run_notebook("06_playground", params, out_dir=tmp_path / "nb", progress=False)

@@ -112,6 +112,8 @@ def mixing_matrix(G, ws_rows, ws_cols, rows, noise_mode="const"):
     -> images [(len(ws_rows) + 1) * (len(ws_cols) + 1)] in reading order, with the sources on the top row and
     left column and a blank (-1, black) corner."""
     R, C = len(ws_rows), len(ws_cols)
+    if not R or not C:
+        raise ValueError(f"a mixing matrix needs row and column faces, got {R} and {C}")
     top = G.synthesis(ws_cols, noise_mode=noise_mode)
     left = G.synthesis(ws_rows, noise_mode=noise_mode)
     cells = mix_rows(G, ws_rows.repeat_interleave(C, 0), ws_cols.repeat(R, 1, 1), rows, noise_mode)
