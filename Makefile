@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 # The notebooks `make demo` runs and nbval checks, in order (SynthFaces, shipped weights; 00 with its quick
 # parameters). Each writes into runs/<notebook>/ and runs/train/, never into tracked files.
-NOTEBOOKS := 00_train_synthfaces_models 01_data_prep 02_e4e_encoder 03_latent_optimization 04_latent_mapper 05_global_directions
+NOTEBOOKS := 00_train_synthfaces_models 01_data_prep 02_e4e_encoder 03_latent_optimization 04_latent_mapper 05_global_directions 06_playground
 NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 # nbval re-runs the notebooks on the reference CPU, as their committed outputs were made (styleclip_utils/runs.py
 # says why; tests/test_runs.py holds this line equal to runs.REFERENCE_CPU).

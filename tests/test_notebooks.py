@@ -506,6 +506,7 @@ def test_check_06(bad, message):
         checks.check_06(**dict(GOOD_06, **bad))
 
 
+@pytest.mark.slow
 def test_06_playground(tiny_weights, tmp_path):
     """Notebook 06 on tiny random models: every section runs, the GIF and the figures are written, the directions'
     table has a row per SynthFaces slider, and metrics.json records it."""

@@ -410,9 +410,11 @@ def train(R, out_dir=None, resume=False, progress=True, stop_by=None, data=None)
 
 
 def half_keys(R, sd):
-    """The keys a model ships in float16: every float of HALF_MODELS (e4e's latent_avg excepted: the codes'
-    origin, kept exact), the token table of the CLIP (export handles it), none otherwise."""
-    if R.model not in HALF_MODELS:
+    """The keys a model ships in float16: every float of HALF_MODELS and of a second generator (generator_both)
+    (latent_avg excepted: the codes' origin, kept exact), the token table of the CLIP (export handles it), none
+    otherwise."""
+    second_generator = R.model == "stylegan2" and export_name(R) != "generator"   # notebook 06's: the weights budget
+    if R.model not in HALF_MODELS and not second_generator:
         return ()
     return tuple(k for k, v in sd.items() if v.is_floating_point() and k != "latent_avg")
 
@@ -429,8 +431,8 @@ def evaluate(R, model, data=None, judge=None):
     them, against the data's."""
     dev = resolve_device(R.device)
     _, tr, te = data or load_data(R)
-    if R.model in HALF_MODELS:  # measured as the file will hold it
-        half = half_keys(R, model.state_dict())
+    half = half_keys(R, model.state_dict())
+    if half:  # measured as the file will hold it
         model.load_state_dict({k: v.half().float() if k in half else v for k, v in model.state_dict().items()})
     if R.model == "classifier":
         per_attr, mean_acc = quality.classifier_accuracy(model, te["images"], te["attrs"], device=dev)
@@ -533,6 +535,7 @@ def export(R, model, trainer, metrics, weights_dir=None, root=None):
         record["config"] = dict(asdict(cfg), channels={str(k): v for k, v in cfg.channels.items()})
         sd = {f"g_ema.{k}": v for k, v in sd.items()}
         sd["latent_avg"] = model.mean_latent(10_000, seed=R.seed)
+        half = half_keys(R, sd)
     return zoo.save_model(name, sd, dict(record, metrics=metrics), root=weights_dir, half=half)
 
 
