@@ -477,7 +477,7 @@ def test_04_ffhq_preset_edits_with_an_official_mapper_file(official_files, tmp_p
 # notebook 06: the StyleGAN playground
 
 GOOD_06 = dict(preset="synthfaces", seeds=[1, 2, 3, 4, 5], psis=[0.0, 0.5, 1.0], interp_seeds=[7, 11], interp_steps=8,
-               n_domain=4, mix_group="coarse", n_fit=2000, n_measure=200, amount=1.5, slider_seed=3,
+               n_domain=4, mix_group="coarse", n_fit=2000, n_measure=200, amount=3.0, slider_seed=3,
                condition_on=["gender", "age"], photo="", style="mosaic", style_steps=60, style_size=64, truncation=0.7,
                generator="", boundaries=[], encoder="", device="cpu", precision="fp32", weights_dir="", figures_dir="",
                out_dir="")

@@ -136,7 +136,7 @@ class SliderEditor:
     names, a face seed, and a photo upload (aligned and inverted with `encoder`). The widgets are attributes
     (`editor.sliders[name]`, `editor.keep`, ...) so tests drive them as a user would."""
 
-    def __init__(self, G, directions, encoder=None, seed=0, truncation=0.7, display_size=256, limit=3.0):
+    def __init__(self, G, directions, encoder=None, seed=0, truncation=0.7, display_size=256, limit=5.0):
         import ipywidgets as W
 
         self.G, self.D, self.encoder = G, directions, encoder
