@@ -15,7 +15,7 @@ from styleclip_utils.weights import zoo
 
 ALL = sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
 SHIPPED = dict(classifier="classifier", identity="identity", clip="clip_3_neutral", generator="generator_5_clip_fm",
-               encoder="e4e")
+               encoder="e4e", measure_judge="measure_judge", generator_both="generator_both")
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -24,7 +24,7 @@ def test_every_recipe_file_loads(name):
     assert R.name == name and R.run_name == name
     cfg = recipes.model_config(R, 53)
     kind = {"classifier": "ConvNetConfig", "identity": "ConvNetConfig", "identity_judge": "ConvNetConfig",
-            "realism_judge": "ConvNetConfig", "clip": "SmallCLIPConfig", "stylegan2": "GANConfig",
+            "realism_judge": "ConvNetConfig", "measure_judge": "ConvNetConfig", "clip": "SmallCLIPConfig", "stylegan2": "GANConfig",
             "e4e": "E4EConfig", "mapper": "MapperConfig", "conditioned_mapper": "MapperConfig"}[R.model]
     assert type(cfg).__name__ == kind
     assert getattr(cfg, "size", getattr(cfg, "in_size", R.data["size"])) == R.data["size"]
@@ -39,7 +39,7 @@ def test_the_shipped_models_were_trained_by_their_recipes(export_name, recipe):
     assert {k: R.data[k] for k in ("n_images", "size")} == {k: record["data"][k] for k in ("n_images", "size")}
     cfg = recipes.model_config(R, len(record.get("attributes", ())))
     expected = record["config"]
-    if export_name == "generator":
+    if export_name.startswith("generator"):
         from dataclasses import asdict
         got = dict(asdict(cfg), channels={str(k): v for k, v in cfg.channels.items()})
     elif export_name == "clip":

@@ -239,7 +239,7 @@ def test_generate_is_the_same_with_one_or_two_workers(tmp_path):
     a = synthfaces.generate(tmp_path / "a", n=12, seed=4, workers=1, progress=False)
     b = synthfaces.generate(tmp_path / "b", n=12, seed=4, workers=2, progress=False)
     names = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
-    assert len(names) == 12 + 7 and names == sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file())
+    assert len(names) == 12 + 8 and names == sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file())
     for name in names:
         if name != "config.json":
             assert (a / name).read_bytes() == (b / name).read_bytes(), name

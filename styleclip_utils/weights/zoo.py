@@ -25,11 +25,12 @@ from ..models.nets import (AttributeClassifier, ConvNetConfig, IdentityJudge, Id
 from ..paths import ROOT, WEIGHTS_DIR
 
 SYNTHFACES_DIR = WEIGHTS_DIR / "synthfaces"
-NAMES = ("generator", "clip", "identity", "classifier", "identity_judge", "realism", "encoder")
+NAMES = ("generator", "clip", "identity", "classifier", "identity_judge", "realism", "encoder", "measure_judge",
+         "generator_both")
 # what the load_* functions read from each record: checked up front, so a damaged record is named
 RECORD_KEYS = dict(clip=("config",), identity=("config",), classifier=("config", "attributes"),
                    identity_judge=("config", "traits", "n_shape", "metrics"),  # metrics: the scorecard's rule
-                   realism=("config", "metrics.threshold"), encoder=("config",))
+                   realism=("config", "metrics.threshold"), encoder=("config",), measure_judge=("config", "measures"))
 
 
 class MissingModelError(FileNotFoundError):
