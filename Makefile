@@ -37,8 +37,15 @@ test-slow: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -q -m "not slow"
 
+# The demo: every notebook, the heavy ones with demo-sized parameters so that the tour fits in ~10 minutes on 2 CPU
+# cores (as 00 runs its quick recipe): 02 a shorter optimisation baseline, 03 three of its seven spaces, 04 and 05
+# without their optimisation rows. The committed notebooks (nbval) hold the full runs.
 demo: $(STAMP)
-	$(PY) -m styleclip_utils.runs $(NOTEBOOKS)
+	$(PY) -m styleclip_utils.runs 00_train_synthfaces_models 01_data_prep
+	$(PY) -m styleclip_utils.runs 02_e4e_encoder -p project_steps 50
+	$(PY) -m styleclip_utils.runs 03_latent_optimization -p spaces '["w+", "s", "medium"]'
+	$(PY) -m styleclip_utils.runs 04_latent_mapper 05_global_directions -p compare_steps 0
+	$(PY) -m styleclip_utils.runs 06_playground
 
 # The committed figures (README, docs): the notebooks with figures_dir=figures. The only target that
 # writes into tracked files.
