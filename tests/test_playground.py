@@ -318,3 +318,20 @@ def test_feature_net_says_what_to_give_without_vgg19(tmp_path, monkeypatch):
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "vgg.pth")
     with pytest.raises(ValueError, match="not a torchvision VGG19 state dict"):
         st.feature_net(vgg_path=tmp_path / "vgg.pth")
+
+
+def test_slider_editor_moves_the_face_as_a_user_would(G):
+    from conftest import dummy_classifier
+    from styleclip_utils.edit.editor import SliderEditor
+
+    D = dirs.fit_directions(G, dummy_classifier(), dummy_measure_judge(), n=60)
+    editor = SliderEditor(G, D, seed=3)
+    first = editor.image.value
+    assert editor.before.value == first                        # nothing moved yet: the face itself
+    editor.sliders["smile"].value = 3.0
+    moved = editor.image.value
+    assert moved != first and "smile +3.0" in editor.status.value
+    editor.keep.value = ("yaw", "smile")                       # a slider is never conditioned on itself
+    assert "keeping yaw, smile" in editor.status.value and editor.image.value != moved
+    editor.seed.value = 4                                      # another face, the sliders kept
+    assert editor.before.value != first and "smile +3.0" in editor.status.value
