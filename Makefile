@@ -12,7 +12,7 @@ NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 # says why; tests/test_runs.py holds this line equal to runs.REFERENCE_CPU).
 REFERENCE_CPU := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=AVX2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 
-.PHONY: setup test test-slow test-fast demo figures bench lab clean
+.PHONY: setup test test-slow test-fast demo figures bench lab serve clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,app]"
 	@touch $(STAMP)
 
 # Unit tests, then nbval on the committed notebooks (only the cells marked NBVAL_CHECK_OUTPUT are compared).
@@ -55,6 +55,11 @@ figures: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_stylegan2.py
+
+# The upload-and-edit app on http://localhost:$(PORT) (SynthFaces; docs/app.md: FFHQ, the API, the container).
+PORT ?= 8000
+serve: $(STAMP)
+	$(PY) -m styleclip_utils.app --port $(PORT) $(ARGS)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

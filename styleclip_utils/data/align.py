@@ -15,6 +15,7 @@ iris centres before the crop is built.
 Every problem with the input raises a subclass of `FaceAlignmentError` (a `ValueError`) whose
 message says what to do about it. A face cut by the photo's border is aligned with a `FaceCutWarning`.
 """
+import io
 import warnings
 from pathlib import Path
 
@@ -81,6 +82,9 @@ def _open(image, notes):
     if isinstance(image, (str, Path)):
         img = _open_file(Path(image))
         name = str(image)
+    elif isinstance(image, (bytes, bytearray)):  # an upload, decoded in memory with the checks of a file
+        name = "the upload"
+        img = _decode(io.BytesIO(image), name)
     elif isinstance(image, Image.Image):
         img = image
         name = "the image"
@@ -91,7 +95,7 @@ def _open(image, notes):
         name = "the array"
         _check_pixels(img.size, name)
     else:
-        raise NotAnImageError(f"expected a file path, a PIL image or an HxWx3 uint8 numpy array, "
+        raise NotAnImageError(f"expected a file path, the bytes of an image file, a PIL image or an HxWx3 uint8 numpy array, "
                               f"got {type(image).__name__}")
     return img, name
 
@@ -114,11 +118,16 @@ def _prepare(img, name, notes):
 def _open_file(path):
     if not path.is_file():
         raise NotAnImageError(f"{path}: no such file; check the path")
+    return _decode(path, str(path))
+
+
+def _decode(source, path):
+    """PIL image of a file path or a file object, checked for bombs, unreadable data and truncation."""
     try:
         # PIL only warns between 89 and 179 Mpx; treat the warning as the error it is.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(source)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageTooLargeError(f"{path} declares too many pixels ({e}); it may be a decompression "
                                  f"bomb. If it is a real photo, downscale it below "
@@ -128,8 +137,8 @@ def _open_file(path):
                               f"non-image file, or a damaged header); pass a JPEG or PNG photo") from e
     except OSError as e:
         raise NotAnImageError(f"{path} cannot be read: {e}") from e
-    _check_pixels(img.size, str(path))  # before decoding: never decode a bomb
-    _load_pixels(img, str(path))
+    _check_pixels(img.size, path)  # before decoding: never decode a bomb
+    _load_pixels(img, path)
     return img
 
 
@@ -578,7 +587,7 @@ def _eye_centre(gray, guess):
 # The entry point
 
 def align_face(image, size=256, landmarks=None, device=None, return_info=False, refine_eyes=True, frame=None):
-    """FFHQ-aligned size x size RGB crop of the largest face in `image` (path, PIL image or array).
+    """FFHQ-aligned size x size RGB crop of the largest face in `image` (path, bytes of a file, PIL image or array).
 
     landmarks: optional [5, 2] MTCNN-order points in the image's pixel coordinates; skips detection.
     device: torch device for MTCNN (default CPU).
