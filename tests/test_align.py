@@ -380,8 +380,19 @@ def test_text_file_named_jpg(tmp_path):
 
 
 def test_not_an_image_object():
-    with pytest.raises(NotAnImageError, match="expected a file path, a PIL image or an HxWx3"):
+    with pytest.raises(NotAnImageError, match="expected a file path, the bytes of an image file, a PIL image or an HxWx3"):
         align_face(42)
+
+
+def test_the_bytes_of_a_file_align_as_the_file_does(scene, tmp_path):
+    """An upload is aligned from memory (the app writes nothing to disk), with a file's checks."""
+    path = tmp_path / "photo.png"
+    scene[0].save(path)
+    np.testing.assert_array_equal(np.asarray(align_face(path.read_bytes())), np.asarray(align_face(path)))
+    with pytest.raises(CorruptImageError, match="the upload is truncated or corrupt"):
+        align_face(path.read_bytes()[:5000])
+    with pytest.raises(NotAnImageError, match="the upload is not an image file"):
+        align_face(b"plain text")
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])

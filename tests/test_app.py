@@ -425,3 +425,42 @@ def test_the_dockerfile_installs_and_starts_the_app(tmp_path):
         assert Path(info["package_root"]) == workdir, "the server did not run the copy the Dockerfile installed"
         r = httpx.post(url + "/api/edit", json=dict(seed=1, target="face with red hair"), timeout=60)
         assert r.status_code == 200 and r.json()["scores"]["judged"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# preset "ffhq": the real pipeline's file formats (random weights of the official layouts)
+
+@pytest.mark.slow
+def test_the_ffhq_preset_serves_the_official_files(official_files, tmp_path, photo):
+    """The server on a 256 px config-f, ViT-B/32, IR-SE50, an e4e file, an official mapper and a relevance
+    computed for them: every method answers, scored by the open measures (FFHQ has no judges)."""
+    import torch
+
+    from styleclip_utils.edit import global_directions as gd
+    from styleclip_utils.weights.official import load_stylegan2, load_vit_b32
+
+    G, clip_model = load_stylegan2(str(official_files["generator"])), load_vit_b32(str(official_files["clip"]))
+    torch.manual_seed(0)
+    rel = gd.compute_relevance(G, clip_model, method="exact", n_images=1, stats_images=64, n_channels=6, batch=16,
+                               progress=False)  # notebook 05's test: 6 channels, exact (the Jacobian needs GBs here)
+    rel.save(tmp_path / "relevance.safetensors")
+    port = free_port()
+    cmd = [sys.executable, "-m", "styleclip_utils.app", "--port", str(port), "--device", "cpu", "--preset", "ffhq",
+           "--generator", str(official_files["generator"]), "--clip", str(official_files["clip"]),
+           "--arcface", str(official_files["arcface"]), "--encoder", str(official_files["e4e"]),
+           "--relevance", str(tmp_path / "relevance.safetensors"), "--mapper", f"afro={official_files['mapper']}"]
+    with served(cmd, tmp_path, None, port) as url, httpx.Client(base_url=url, timeout=300) as c:
+        info = c.get("/api/info").json()
+        assert info["preset"] == "ffhq" and info["size"] == 256 and info["mapper_prompts"] == ["afro"]
+        assert info["methods"] == ["global", "mapper", "optimization"] and not info["conditioned_mapper"]
+        face = c.post("/api/faces", content=photo).json()
+        for req in (dict(face=face["id"], target="a face with a beard", disentanglement=0.0),
+                    dict(seed=1, method="mapper", target="afro"), dict(seed=1, method="optimization", steps=2)):
+            r = c.post("/api/edit", json=req)
+            out = wait_job(c, r.json()["id"])["result"] if r.status_code == 202 else r.json()
+            assert r.status_code in (200, 202) and out["scored_by"] == "open measures", r.text
+            assert out["target_attribute"] is None and out["scores"]["judged"] is False
+            assert -1 <= out["scores"]["clip_score"] <= 1 and -1 <= out["scores"]["id_similarity"] <= 1.001
+            assert png_image(c, out["images"]["after"]).shape == (256, 256, 3)
+        r = c.post("/api/edit", json=dict(seed=1, method="mapper", target="a bald face"))
+        assert r.status_code == 422 and "mappers for ['afro']" in r.json()["error"]
