@@ -197,13 +197,22 @@ BAD_UPLOADS = {  # name: (body, status, words the message must contain)
     "empty": (b"", 422, "empty"),
     "no face": (jpeg(photo_background(640, 480, seed=3)), 422, "no face found"),
     "several faces": (None, 422, "2 faces found"),
+    "decompression bomb": (None, 413, "declares too many pixels"),
 }
+
+
+def bomb():
+    """A 12000 x 12000 PNG (144 Mpx) of 20 KB: small on the wire, 430 MB once decoded."""
+    buf = io.BytesIO()
+    Image.new("1", (12000, 12000)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 @pytest.mark.parametrize("name", BAD_UPLOADS)
 def test_a_bad_upload_is_a_4xx_that_says_why(server, photo, name):
     body, status, words = BAD_UPLOADS[name]
-    body = {"corrupt": photo[:len(photo) // 2], "several faces": two_faces()}.get(name, body)
+    body = {"corrupt": lambda: photo[:len(photo) // 2], "several faces": two_faces,
+            "decompression bomb": bomb}.get(name, lambda: body)()
     r = server.post("/api/faces", content=body)
     assert r.status_code == status and words in r.json()["error"], r.text
 
