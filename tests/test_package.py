@@ -7,7 +7,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "styleclip_utils"
 # lowest first; a module may import its own layer and those below. train and edit are peers: neither imports
 # the other (an editing method must not depend on how its models were trained).
-LAYERS = [{"paths", "files", "device", "viz", "schedules"}, {"data"}, {"models"}, {"weights"}, {"losses"}, {"metrics"},
+LAYERS = [{"paths", "files", "device", "viz", "schedules", "dist"}, {"data"}, {"models"}, {"weights"}, {"losses"}, {"metrics"},
           {"train", "edit"}, {"checks", "runs", "app"}]
 LEVEL = {name: i for i, names in enumerate(LAYERS) for name in names}
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE)

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .. import dist
 from ..device import autocast
 from ..files import atomic_write, read_json, write_json
 from ..losses.clip_loss import to_clip_input
@@ -158,12 +159,38 @@ def exact_relevance(G, clip_model, styles, mean, std, channels, sigmas=SIGMAS, b
     """The official relevance, fs3 [len(channels), D] (module docstring), for the flat styles [N, C_total] of
     N images. Renders 2·N images per channel, `batch` at a time (channels × images × ±). `cache` (a path):
     partial results are saved there every `save_every` seconds and a rerun with the same models and settings
-    resumes from them; the cache is keyed by the models' hashes, the styles and the channels."""
+    resumes from them; the cache is keyed by the models' hashes, the styles and the channels.
+
+    Under torchrun (styleclip_utils.dist) each rank computes one contiguous chunk of the channels, resumable
+    from its own `<cache>.rank<r>of<W>`; the chunks are then gathered, every rank returns the whole fs3, and
+    rank 0 writes `cache` exactly as a single process would have (complete), so any later run finds it."""
     n, dev = len(styles), styles.device
     channels = channels.to(dev)
     key = dict(models=model_hash(G, clip_model), styles=hashlib.sha256(styles.float().cpu().numpy().tobytes()).hexdigest()[:16],
                channels=hashlib.sha256(channels.cpu().numpy().tobytes()).hexdigest()[:16], sigmas=float(sigmas))
     path = Path(cache) if cache else None
+    world = dist.world_size()
+    if world == 1:
+        return _exact_chunk(G, clip_model, styles, mean, std, channels, sigmas, batch, path, key, save_every, progress)
+    merged = _load_cache(path, key)
+    if merged is not None and int(merged["done"]) == len(channels):   # a finished run (any world size)
+        return merged["fs"].to(dev)
+    lo, hi = dist.chunk(len(channels))
+    part_path = path.with_name(f"{path.name}.rank{dist.rank()}of{world}") if path else None
+    part = _exact_chunk(G, clip_model, styles, mean, std, channels[lo:hi], sigmas, batch, part_path,
+                        dict(key, chunk=[lo, hi]), save_every, progress and dist.is_main())
+    fs = torch.cat([p for p in dist.gather_objects(part.cpu()) if p.numel()]).to(dev)
+    if path is not None and dist.is_main():
+        snapshot = dict(key=key, done=len(channels), fs=fs.cpu())
+        atomic_write(path, lambda fh: torch.save(snapshot, fh))
+    dist.barrier()
+    if part_path is not None and part_path.exists():   # merged: the chunk's own cache is no longer needed
+        part_path.unlink()
+    return fs
+
+
+def _exact_chunk(G, clip_model, styles, mean, std, channels, sigmas, batch, path, key, save_every, progress):
+    n, dev = len(styles), styles.device
     state = _load_cache(path, key)
     fs = state["fs"].to(dev) if state else None   # [K, D] once the first batch has told D
     done = int(state["done"]) if state else 0
@@ -190,6 +217,8 @@ def exact_relevance(G, clip_model, styles, mean, std, channels, sigmas=SIGMAS, b
             snapshot = dict(key=key, done=lo + k, fs=fs.cpu())
             atomic_write(path, lambda fh: torch.save(snapshot, fh))
     bar.close()
+    if fs is None:   # an empty chunk (more ranks than channels)
+        fs = torch.zeros(0, clip_model.text_projection.shape[1], device=dev)
     return fs
 
 

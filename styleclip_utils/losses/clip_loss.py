@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import dist
 from ..data.prompts import check_prompts
 from ..models.nets import Judge
 
@@ -53,10 +54,17 @@ def random_views(img, views, generator, max_crop=0.15):
     """`views` random copies of each image [B, 3, H, W] -> [views·B, 3, H, W] (view-major): crop to
     (1 − U(0, max_crop)) of the side at a random position, resize back, mirror half of them. Differentiable
     in img (bilinear grid_sample); the random draws come from the CPU `generator` (same on any device)."""
-    n = views * img.shape[0]
-    scale = 1 - max_crop * torch.rand(n, generator=generator)
-    shift = (2 * torch.rand(n, 2, generator=generator) - 1) * (1 - scale)[:, None]  # the crop stays inside
-    mirror = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    # Drawn for the global batch and sliced under torchrun (styleclip_utils.dist): rank r's images get the views
+    # one process would give them. Alone, the draws are rand(views·B).
+    n, world = views * img.shape[0], dist.world_size()
+
+    def draw(*shape):
+        u = torch.rand(n * world, *shape, generator=generator)
+        return dist.shard(u.view(views, -1, *shape), dim=1).reshape(n, *shape)
+
+    scale = 1 - max_crop * draw()
+    shift = (2 * draw(2) - 1) * (1 - scale)[:, None]  # the crop stays inside
+    mirror = torch.where(draw() < 0.5, -1.0, 1.0)
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 1, 1], theta[:, :, 2] = scale * mirror, scale, shift
     x = img.repeat(views, 1, 1, 1)

@@ -4,6 +4,7 @@
     python -m styleclip_utils.train classifier --resume             # continue a killed or extended run
     python -m styleclip_utils.train clip_3_neutral --export         # ... then write data/weights/synthfaces/clip.*
     python -m styleclip_utils.train generator_continue --set steps=4000 --set config.lr=0.001 --seconds 3600
+    torchrun --nproc-per-node 2 -m styleclip_utils.train mapper     # on 2 processes (docs/scaling.md)
 
 A finished run is evaluated (metrics.json) and exported into its own folder (<name>.safetensors + .json, which
 the zoo loads and the next stage of a chain starts from). A run stopped by --seconds keeps its checkpoint;
@@ -13,6 +14,7 @@ import argparse
 import sys
 import time
 
+from .. import dist
 from . import recipes
 
 
@@ -34,12 +36,31 @@ def main(argv=None):
     except recipes.RecipeError as e:
         ap.error(str(e))
     progress = not args.no_progress
-    data = recipes.load_data(R, progress=progress)
+    try:
+        world = dist.init(R.device)
+        return _train(ap, args, R, progress, world)
+    finally:
+        dist.close()
+
+
+def _train(ap, args, R, progress, world):
+    if world > 1:
+        batch = recipes.global_batch(R)
+        try:
+            dist.check_batch(batch)
+        except ValueError as e:
+            ap.error(f"{R.name}: {e}")
+        if dist.is_main():
+            print(f"{R.name}: {world} processes, {batch // world} of the global batch of {batch} each")
+    with dist.main_first():  # rank 0 renders the data set when it is missing; the others then read it
+        data = recipes.load_data(R, progress=progress and dist.is_main())
     try:
         model, run = recipes.train(R, args.out, resume=args.resume, progress=progress, data=data,
                                    stop_by=time.time() + args.seconds if args.seconds else None)
     except (recipes.RunExistsError, FileNotFoundError) as e:
         ap.error(str(e))
+    if not dist.is_main():  # every rank holds the same weights; rank 0 evaluates and exports them
+        return 0
     if run.step < R.steps:
         print(f"{R.name}: stopped at step {run.step} of {R.steps} -> {run.out_dir}; run again with --resume")
         return 0

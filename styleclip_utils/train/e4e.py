@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..device import autocast, check_precision
 from ..models.e4e import E4E, E4EConfig, LatentCodesDiscriminator, LatentPool
+from .. import dist
 from .loop import Trainer, batch_at
 
 
@@ -68,7 +69,7 @@ def train_e4e(images, G, id_loss, perceptual, out_dir, steps, cfg=None, batch=8,
     use_d = w_discriminator_lambda > 0
 
     def discriminator_step(step, fake_w0):
-        real_w = G.mapping(torch.randn(len(fake_w0), cfg.style_dim, device=device))
+        real_w = G.mapping(dist.randn(len(fake_w0), cfg.style_dim, device=device))
         real_w, fake_w = pools["real_pool"].query(real_w), pools["fake_pool"].query(fake_w0)
         d_real, d_fake = F.softplus(-D(real_w)).mean(), F.softplus(D(fake_w)).mean()
         opt_D.zero_grad(set_to_none=True)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import dist
 from ..losses.clip_loss import random_views, to_clip_input
 from ..models.stylegan2 import EqualLinear
 
@@ -29,14 +30,14 @@ def r1_penalty(D, real):
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
-def path_length_penalty(G, ws, pl_mean):
+def path_length_penalty(G, ws, pl_mean, noise=None):
     """Keep |J_w^T y| constant for random image-space directions y; updates the running mean `pl_mean`
-    in place (a buffer saved in the checkpoint)."""
-    img = G.synthesis(ws, noise_mode="random")
-    y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+    in place (a buffer saved in the checkpoint; under torchrun, from every rank's lengths)."""
+    img = G.synthesis(ws, noise_mode="random", noise=noise)
+    y = dist.randn(len(img), *img.shape[1:], device=img.device, dtype=img.dtype) / math.sqrt(img.shape[2] * img.shape[3])
     (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
     lengths = grad.pow(2).sum(2).mean(1).sqrt()
-    pl_mean.lerp_(lengths.mean().detach(), 0.01)
+    pl_mean.lerp_(dist.mean(lengths.mean().detach()), 0.01)
     return (lengths - pl_mean).pow(2).mean()
 
 

@@ -7,6 +7,7 @@ uninterrupted run would have produced. Three things make that hold:
 - data order is a pure function of (seed, step) (`batch_indices`), so there is no loader state to save;
 - all other randomness (z, noise, augmentation) draws from the global torch RNG, which is restored.
 """
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .. import dist
 from ..files import BadJSONError, atomic_write, write_json
 from ..weights.checkpoints import load_checkpoint
 
@@ -38,8 +40,9 @@ def batch_indices(n, batch, step, seed):
 
 def batch_at(images, batch, step, seed, device):
     """The step's batch of uint8 images [N, 3, S, S] -> (indices, float images in [-1, 1] on device),
-    channels_last, the layout oneDNN and cuDNN convolve fastest (convs keep their input's layout)."""
-    idx = batch_indices(len(images), batch, step, seed)
+    channels_last, the layout oneDNN and cuDNN convolve fastest (convs keep their input's layout). Under
+    torchrun: this rank's slice of the global batch (styleclip_utils.dist)."""
+    idx = dist.shard(batch_indices(len(images), batch, step, seed))
     x = images[idx].to(device).float() / 127.5 - 1
     return idx, x.contiguous(memory_format=torch.channels_last)
 
@@ -48,7 +51,12 @@ class Trainer:
     """Owns modules + optimisers + step; `run(step_fn, steps)` calls `step_fn(step) -> {loss: float}`.
 
     Files in out_dir: `checkpoint.pt` (latest, atomic), `log.jsonl` (one line per logged step),
-    `config.json` (what the run was asked to do)."""
+    `config.json` (what the run was asked to do).
+
+    Under torchrun (styleclip_utils.dist) every rank runs the same loop on its slice of each batch; the
+    gradients are averaged over ranks before every optimiser step, the logged losses are the ranks' mean, and
+    only rank 0 writes files. A checkpoint resumes on any number of processes that divides the batch: every
+    rank's RNG holds what one process's would (dist's rule), so the run goes on as it would have."""
 
     def __init__(self, out_dir, modules, optimizers, config, seed=0, device="cpu", ckpt_every=500,
                  log_every=10, progress=True):
@@ -60,11 +68,18 @@ class Trainer:
         self.ckpt_every, self.log_every, self.progress = ckpt_every, log_every, progress
         self.step, self.elapsed = 0, 0.0
         self.ckpt_path = self.out_dir / "checkpoint.pt"
+        self.main = dist.is_main()   # only rank 0 writes
         self.out_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(seed)
+        if dist.world_size() > 1 and self.device.type == "cuda":  # BatchNorm over the global batch (GPUs only:
+            for m in modules.values():                              # on CPU each rank normalises its slice)
+                torch.nn.SyncBatchNorm.convert_sync_batchnorm(m)
+        for opt in optimizers.values():  # gradients averaged over ranks right before each step (no-op alone)
+            if isinstance(opt, torch.optim.Optimizer):
+                opt.register_step_pre_hook(lambda o, args, kwargs: dist.sync_grads(o))
         if self.ckpt_path.exists():
             self._resume()
-        else:
+        elif self.main:
             write_json(self.out_dir / "config.json", self.config)
 
     def state(self):
@@ -75,7 +90,8 @@ class Trainer:
                     rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
 
     def save(self):
-        atomic_save(self.state(), self.ckpt_path)
+        if self.main:
+            atomic_save(dict(self.state(), world_size=dist.world_size()), self.ckpt_path)
 
     def _resume(self):
         ckpt = load_checkpoint(self.ckpt_path)
@@ -90,6 +106,12 @@ class Trainer:
         torch.set_rng_state(ckpt["rng_cpu"])
         if ckpt["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+        if ckpt.get("world_size", 1) != dist.world_size() and self.main:
+            print(f"note: {self.ckpt_path} was written by {ckpt.get('world_size', 1)} process(es); resuming on "
+                  f"{dist.world_size()}: the same run, to floating-point tolerance (the sums of gradients go in "
+                  f"another order)")
+        if not self.main:
+            return
         # Steps logged after the checkpoint are redone by this run: drop them so the log stays one history.
         log = [r for r in read_log(self.out_dir) if r["step"] <= self.step]
         # atomically: a full disk here must not cost the history up to the checkpoint
@@ -104,24 +126,29 @@ class Trainer:
                              f"for >= {self.step} steps, or use a new out_dir")
         end = min(steps, stop_at) if stop_at is not None else steps
         logged, saved = {}, self.step
-        with open(self.out_dir / "log.jsonl", "a") as log, \
-                tqdm(total=steps, initial=self.step, disable=not self.progress, desc=self.out_dir.name) as bar:
-            while self.step < end and (stop_by is None or time.time() < stop_by):
+        # rank 0's clock decides a time-boxed stop for every rank (one would otherwise wait for the others)
+        go_on = lambda: stop_by is None or dist.agree(time.time() < stop_by)  # noqa: E731
+        with (open(self.out_dir / "log.jsonl", "a") if self.main else contextlib.nullcontext()) as log, \
+                tqdm(total=steps, initial=self.step, disable=not (self.progress and self.main),
+                     desc=self.out_dir.name) as bar:
+            while self.step < end and go_on():
                 t = time.perf_counter()
                 losses = step_fn(self.step)
                 self.elapsed += time.perf_counter() - t
                 self.step += 1
                 bar.update(1)
                 if self.step % self.log_every == 0 or self.step == end:
-                    logged = {k: round(float(v), 5) for k, v in losses.items()}
-                    log.write(json.dumps(dict(step=self.step, seconds=round(self.elapsed, 2), **logged)) + "\n")
-                    log.flush()
+                    logged = {k: round(float(v), 5) for k, v in dist.mean_dict(losses).items()}
+                    if self.main:
+                        log.write(json.dumps(dict(step=self.step, seconds=round(self.elapsed, 2), **logged)) + "\n")
+                        log.flush()
                     bar.set_postfix(logged)
                 if self.step % self.ckpt_every == 0 or self.step == end:
                     self.save()
                     saved = self.step
         if saved != self.step:  # stopped by the clock between checkpoints: keep every step done
             self.save()
+        dist.barrier()  # the checkpoint is on disk before any rank goes on to read it
         return logged
 
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from ..device import autocast, check_precision
 from ..files import atomic_write
 from ..models.mapper import EDIT_SCALE, ConditionedMapper, LevelsMapper, MapperConfig
+from .. import dist
 from .loop import Trainer, batch_indices
 
 
@@ -95,14 +96,14 @@ def train_mapper(latents, G, clip_loss, id_loss, out_dir, steps, cfg=None, batch
                   official_preprocess=clip_loss.official, precision=precision, **asdict(cfg))
     trainer = Trainer(out_dir, dict(mapper=M), dict(mapper=opt), config, seed=seed, device=device,
                       ckpt_every=ckpt_every, log_every=log_every, progress=progress)
-    zeros = torch.zeros(batch, dtype=torch.long, device=device)
+    zeros = torch.zeros(dist.check_batch(batch), dtype=torch.long, device=device)
 
     def step_fn(step):
         M.train()
-        w = latents[batch_indices(len(latents), batch, step, seed)].to(device)
+        w = latents[dist.shard(batch_indices(len(latents), batch, step, seed))].to(device)  # this rank's slice
         if conditioned:
             g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            k = torch.randint(len(text), (len(w),), generator=g).to(device)
+            k = dist.shard(torch.randint(len(text), (batch,), generator=g)).to(device)
         else:
             k = zeros[:len(w)]
         with torch.no_grad(), autocast(device, precision):

@@ -16,7 +16,8 @@ from ..data.attributes import IDENTITY_TRAITS, NEUTRAL_TEXT
 from ..models.nets import (ArcMarginHead, AttributeClassifier, ConvNetConfig, IdentityJudge, IdentityNet,
                            MeasureJudge, RealismJudge, SmallCLIPConfig, encode_text_by_length, small_clip)
 from ..device import autocast, check_precision, math_attention
-from .loop import Trainer, batch_at
+from .. import dist
+from .loop import Trainer, batch_at, batch_indices
 
 def augment(x, shift=3, blur=0.3, flip=True):
     """Geometry-only augmentation (colour is an attribute, so no colour jitter): random translation by up
@@ -27,7 +28,7 @@ def augment(x, shift=3, blur=0.3, flip=True):
     dy, dx = torch.randint(0, 2 * shift + 1, (2,))
     x = x[:, :, dy:dy + H, dx:dx + W]
     if flip:
-        flip = (torch.rand(B) < 0.5).to(x.device)
+        flip = (dist.rand(B) < 0.5).to(x.device)  # this rank's slice of the global batch's coin flips
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     if torch.rand(()) < blur:
         k = torch.tensor([1.0, 2.0, 1.0], device=x.device)
@@ -172,7 +173,10 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
 
     def step_fn(step):
         model.train()
-        idx, x = batch_at(images, batch, step, seed, device)
+        _, x = batch_at(images, batch, step, seed, device)
+        # The contrastive loss reads the whole global batch: every rank builds all its texts (cheap) and
+        # gathers the images' features; each rank's slice carries only its own images through the tower.
+        idx = batch_indices(len(images), batch, step, seed)
         picks = torch.randint(0, 1 << 30, (len(idx),))
         texts = [captions[i][p % len(captions[i])] for i, p in zip(idx.tolist(), picks.tolist())]
         # Captions of two images in a batch can be identical ("a photo of a man"): every image whose
@@ -198,6 +202,7 @@ def train_clip(images, captions, out_dir, steps, cfg=None, batch=128, lr=5e-4, s
                                truncate=True).to(device)
         with autocast(device, precision), math_attention(device):
             img_f = F.normalize(model.encode_image(to_clip_input(augment(x, blur=blur), cfg.image_resolution)).float(), dim=1)
+            img_f = dist.gather_cat(img_f)   # [global batch, D]; gradients flow back to this rank's slice
             txt_f = F.normalize(encode_text_by_length(model, tokens).float(), dim=1)
         scale = model.logit_scale.exp().clamp(max=100)
         logits = scale * img_f @ txt_f[:len(texts)].t()   # [image, text]

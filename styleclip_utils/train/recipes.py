@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from .. import dist
 from ..data import layout, synthfaces
 from ..data.attributes import FACE_SHAPE, IDENTITY_TRAITS, PROMPT_ATTRIBUTES
 from ..data.render import MEASURES
@@ -249,6 +250,19 @@ def _same_kind(value, example, key):
     return isinstance(value, type(example))
 
 
+TRAINERS = dict(classifier=train_classifier, identity=train_identity, identity_judge=train_identity_judge,
+                measure_judge=train_measure_judge, realism_judge=train_realism_judge, clip=train_clip, e4e=train_e4e,
+                mapper=train_mapper, conditioned_mapper=train_mapper)
+
+
+def global_batch(R):
+    """Images (or codes) per step of the recipe: the global batch that torchrun's processes split."""
+    if R.model == "stylegan2":
+        return model_config(R, 0).batch
+    import inspect
+    return int(R.train.get("batch", inspect.signature(TRAINERS[R.model]).parameters["batch"].default))
+
+
 def model_config(R, n_attributes):
     """The config dataclass the recipe's [config] describes (sizes that follow from the data filled in)."""
     c, size = dict(R.config), R.data["size"]
@@ -358,8 +372,9 @@ def train(R, out_dir=None, resume=False, progress=True, stop_by=None, data=None)
         clip_model = zoo.load_clip(dev, R.weights_dir)   # read before any file is written
     _, tr, _ = data or load_data(R, progress=progress)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "recipe.json", R.to_dict())
-    write_lineage(R, run_dir)
+    if dist.is_main():  # under torchrun, rank 0 writes the run's files
+        write_json(run_dir / "recipe.json", R.to_dict())
+        write_lineage(R, run_dir)
     common = dict(seed=R.seed, device=dev, progress=progress, stop_by=stop_by)
     init = _path(R.init)
     names = tr["attribute_names"]

@@ -30,6 +30,7 @@ from ..models.stylegan2 import Discriminator, Generator
 from ..device import autocast, check_precision
 from .gan_loss import (CLIPHead, d_logistic_loss, g_nonsaturating_loss, mean_feature_distance, path_length_penalty,
                        r1_penalty)
+from .. import dist
 from .loop import Trainer, atomic_save, batch_at
 
 
@@ -74,18 +75,25 @@ def _adam(params, lr, reg_every):
 
 
 def _fake_ws(G, batch, mixing_prob, device):
-    z = torch.randn(batch, G.style_dim, device=device)
+    """W+ codes of this rank's slice of a global batch of `batch` fakes (styleclip_utils.dist's rule: drawn
+    globally, sliced)."""
+    z = dist.shard(torch.randn(batch, G.style_dim, device=device))
     ws = G.broadcast(G.mapping(z))
     if mixing_prob > 0 and torch.rand(()) < mixing_prob:  # style mixing regularisation
         crossover = int(torch.randint(1, G.n_latent, ()))
-        ws = G.mix(ws, G.mapping(torch.randn(batch, G.style_dim, device=device)), crossover)
+        ws = G.mix(ws, G.mapping(dist.shard(torch.randn(batch, G.style_dim, device=device))), crossover)
     return ws
+
+
+def _noise(G, batch):
+    """Fresh per-layer noise for this rank's slice of a global batch (what noise_mode="random" draws alone)."""
+    return [dist.shard(n) for n in G.make_noise(batch, "random")]
 
 
 def _real_batch(images, cfg, step, seed, device):
     _, x = batch_at(images, cfg.batch, step, seed, device)
     if cfg.flip:
-        flip = torch.rand(len(x)) < 0.5
+        flip = dist.rand(len(x)) < 0.5
         x[flip] = x[flip].flip(3)
     return x
 
@@ -162,7 +170,7 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
         G.requires_grad_(False)
         D.requires_grad_(True)
         with torch.no_grad(), autocast(device, cfg.precision):
-            fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise_mode="random")
+            fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise=_noise(G, cfg.batch))
         with autocast(device, cfg.precision):
             d_loss = d_logistic_loss(D(real).float(), D(fake).float())
         d_opt.zero_grad(set_to_none=True)
@@ -176,7 +184,7 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
             fake_f = CLIPHead.features(clip_model, fake, crops).float() if cfg.clip_d > 0 else None
         if cfg.clip_fm > 0:
             stats.clip_real_batches += 1
-            stats.clip_real_mean.lerp_(real_f.mean(0), 1 / stats.clip_real_batches)
+            stats.clip_real_mean.lerp_(dist.mean(real_f.mean(0)), 1 / stats.clip_real_batches)
         if cfg.clip_d > 0:  # the head learns on fixed CLIP features
             dc_loss = d_logistic_loss(D_clip(real_f), D_clip(fake_f))
             optimizers["d_clip_opt"].zero_grad(set_to_none=True)
@@ -195,7 +203,7 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
         G.requires_grad_(True)
         D.requires_grad_(False)
         with autocast(device, cfg.precision):
-            fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise_mode="random")
+            fake = G.synthesis(_fake_ws(G, cfg.batch, cfg.mixing_prob, device), noise=_noise(G, cfg.batch))
             g_loss = g_nonsaturating_loss(D(fake).float())
             if use_clip:
                 fake_f = CLIPHead.features(clip_model, fake, crops).float()
@@ -231,8 +239,9 @@ def train_stylegan2(images, out_dir, steps, cfg=None, seed=0, device="cpu", ckpt
 
 def _path_length_step(G, g_opt, cfg, pl_mean, device):
     """The lazy path-length step: its own G update, scaled by g_reg_every (StyleGAN2 paper, appendix B)."""
-    ws = _fake_ws(G, max(1, cfg.batch // 2), 0.0, device)
-    pl = path_length_penalty(G, ws, pl_mean)
+    n = max(dist.world_size(), cfg.batch // 2)
+    ws = _fake_ws(G, n, 0.0, device)
+    pl = path_length_penalty(G, ws, pl_mean, noise=_noise(G, n))
     g_opt.zero_grad(set_to_none=True)
     (cfg.pl_weight * cfg.g_reg_every * pl).backward()
     g_opt.step()
