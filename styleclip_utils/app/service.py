@@ -16,6 +16,7 @@ Every problem with a request raises `AppError(status, message)`: the message say
 layer (app.server) only forwards it. Nothing is written to disk: photos are decoded in memory, and faces,
 text embeddings and results live in bounded in-memory caches.
 """
+import contextlib
 import hashlib
 import threading
 import time
@@ -83,7 +84,8 @@ class AppConfig:
     max_upload_mb: float = 10.0    # the request-size limit
     max_faces: int = 32            # inverted photos kept (each a W+ code and two small PNGs)
     max_results: int = 64          # edit results kept for their images
-    workers: int = 2               # edits computed at once; more requests wait (CPU: more only thrash)
+    workers: int = 2               # instant edits computed at once, more wait (CPU: more only thrash); optimisation
+                                   # jobs run one at a time beside them (app.jobs)
 
     def __post_init__(self):
         if self.preset not in DEFAULTS:
@@ -355,7 +357,8 @@ class EditService:
         p = params if isinstance(params, EditParams) else self.check(params)
         timings, notes = {}, []
         t_all = time.perf_counter()
-        with self._compute:
+        # an optimisation runs on the job queue's own thread (one at a time): it does not take an edit's slot
+        with self._compute if p.method != "optimization" else contextlib.nullcontext():
             timings["wait"] = _ms(t_all)
             ws, photo, face = self._start(p)
             t0 = time.perf_counter()
