@@ -307,6 +307,12 @@ def test_parse_params_fills_the_defaults_and_refuses_bad_values():
         assert e.value.status == 422
 
 
+def test_a_tiny_second_detection_is_not_a_second_face():
+    from styleclip_utils.app.service import _faces
+    big, small = [0, 0, 100, 100], [300, 300, 309, 309]   # 81 px^2: 0.8% of the face
+    assert _faces(dict(boxes=[big, small])) == 1 and _faces(dict(boxes=[big, [200, 0, 290, 90]])) == 2
+
+
 def test_bounded_cache_keeps_the_latest():
     c = BoundedCache(2)
     c.put("a", 1)

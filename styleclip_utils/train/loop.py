@@ -87,7 +87,10 @@ class Trainer:
                     modules={k: m.state_dict() for k, m in self.modules.items()},
                     optimizers={k: o.state_dict() for k, o in self.optimizers.items()},
                     rng_cpu=torch.get_rng_state(),
-                    rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+                    rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                    # the trainer's own GPU's state: under torchrun each rank draws on its own GPU, in step with
+                    # rank 0's, so rank 0's is every rank's on resume (rng_cuda holds only rank 0's view)
+                    **({"rng_device": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}))
 
     def save(self):
         if self.main:
@@ -106,6 +109,8 @@ class Trainer:
         torch.set_rng_state(ckpt["rng_cpu"])
         if ckpt["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+        if "rng_device" in ckpt and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ckpt["rng_device"], self.device)
         if ckpt.get("world_size", 1) != dist.world_size() and self.main:
             print(f"note: {self.ckpt_path} was written by {ckpt.get('world_size', 1)} process(es); resuming on "
                   f"{dist.world_size()}: the same run, to floating-point tolerance (the sums of gradients go in "
