@@ -240,6 +240,12 @@ def test_a_bad_edit_is_a_4xx_that_says_why(server, name):
     assert r.status_code == status and words in r.json()["error"], r.text
 
 
+def test_a_chunked_upload_is_cut_at_the_limit(server):
+    """No Content-Length (chunked transfer): the body is counted as it streams and refused past the limit."""
+    r = server.post("/api/faces", content=iter([b"\0" * 2 ** 20] * 11))
+    assert r.status_code == 413 and "limit of 10 MB" in r.json()["error"]
+
+
 def test_bad_json_and_unknown_images(server):
     r = server.post("/api/edit", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and "JSON object" in r.json()["error"]
