@@ -328,6 +328,46 @@ def test_bounded_cache_keeps_the_latest():
     assert (c.get("a"), c.get("b"), c.get("c"), len(c)) == (1, None, 3, 2)
 
 
+def test_a_full_job_queue_refuses_with_429_and_a_queued_job_cancels_without_starting():
+    import threading
+    from styleclip_utils.app.jobs import JobQueue
+
+    class BlockingService:  # the queue's only contract with the service: check() then edit(params, job=)
+        def __init__(self):
+            self.release, self.started = threading.Event(), []
+
+        def check(self, params):
+            return type("P", (), dict(steps=3, name=params))()
+
+        def edit(self, p, job):
+            self.started.append(p.name)
+            assert self.release.wait(10)
+            return dict(name=p.name)
+
+    service = BlockingService()
+    jobs = JobQueue(service, max_queued=2)
+    try:
+        first, second = jobs.submit("a"), jobs.submit("b")
+        with pytest.raises(AppError) as e:
+            jobs.submit("c")
+        assert e.value.status == 429 and "at most 2" in e.value.message
+        assert jobs.cancel(second.id).state == "cancelled"
+        third = jobs.submit("d")  # the cancelled job freed its place
+        service.release.set()
+        for _ in range(200):
+            if jobs.get(third.id).state == "done":
+                break
+            time.sleep(0.05)
+        assert [jobs.get(j.id).state for j in (first, second, third)] == ["done", "cancelled", "done"]
+        assert service.started == ["a", "d"] and jobs.get(third.id).result == dict(name="d")
+        with pytest.raises(AppError) as e:
+            jobs.get("j999999")
+        assert e.value.status == 404
+    finally:
+        service.release.set()
+        jobs.shutdown()
+
+
 def test_app_config_refuses_bad_values():
     for bad in (dict(preset="celeba"), dict(workers=0), dict(max_upload_mb=0), dict(max_results=0)):
         with pytest.raises(ValueError):
